@@ -1,0 +1,97 @@
+import Foundation
+import HeraldCore
+import HeraldEvents
+import HeraldHTTP
+import HeraldSecurity
+import HeraldStorage
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UsersService
+
+/// Builds the Herald application for a configuration: opens the store, loads keys, composes the selected
+/// services behind one router with the shared middleware, and registers the background services.
+public func buildApplication(_ config: HeraldConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    if config.databaseURL == nil { try HeraldRuntime.prepareDataDirectory(config.dataDirectory) }
+    let (keyRing, keySource) = try KeyRing.load(environment: config.environment, dataDirectory: config.dataDirectory)
+    logger.info("keys loaded", metadata: ["source": "\(keySource)"])
+
+    let database: any Database
+    var services: [any Service] = []
+    if let urlText = config.databaseURL {
+        let url = try PostgresURL(parsing: urlText)
+        try await PostgresDatabase.probe(url, logger: logger)
+        let postgres = PostgresDatabase(url: url, logger: logger)
+        services.append(postgres)
+        database = postgres
+        logger.info("store: PostgreSQL", metadata: ["url": "\(url.redacted)"])
+    } else {
+        let sqlite = try await SQLiteDatabase.open(path: config.sqlitePath, logger: logger)
+        services.append(DatabaseCloser(database: sqlite))
+        database = sqlite
+        logger.info("store: embedded SQLite", metadata: ["path": "\(config.sqlitePath)"])
+    }
+
+    let migrator = Migrator(database: database, logger: logger)
+    let started = ReadyGate()
+    let bus = DatabaseEventBus(database: database, logger: logger, pollInterval: config.eventPollInterval, started: started)
+    let cipher = FieldCipher(keyRing: keyRing)
+    let tokens = await AccessTokenService(keyRing: keyRing, lifetime: config.sessionPolicy.accessTokenLifetime)
+    let rateLimiter = InMemoryRateLimiter()
+
+    let users = UsersService(
+        database: database,
+        bus: bus,
+        tokens: tokens,
+        passwords: PasswordHasher(cost: config.bcryptCost, threadPool: HeraldRuntime.passwordThreadPool),
+        cipher: cipher,
+        policy: config.sessionPolicy,
+        rateLimiter: rateLimiter,
+        publicBaseURL: config.effectivePublicURL,
+        logger: logger
+    )
+
+    let router = Router(context: HeraldRequestContext.self)
+    router.add(middleware: RequestIdMiddleware(trustedProxies: config.trustedProxies))
+    router.add(middleware: AccessLogMiddleware())
+    router.add(middleware: SecurityHeadersMiddleware())
+    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: AuthenticationMiddleware(tokens: tokens, directory: users.directory))
+
+    addOperationalRoutes(to: router, database: database, migrator: migrator)
+    if config.services.contains(.users) { users.addRoutes(to: router) }
+
+    var app = Application(
+        router: router,
+        configuration: ApplicationConfiguration(address: .hostname(config.host, port: config.port), serverName: nil),
+        services: services,
+        onServerRunning: { channel in
+            logger.info(
+                "Herald is listening",
+                metadata: [
+                    "address": "\(channel.localAddress?.description ?? "?")",
+                    "services": "\(config.services.sorted().map(\.rawValue).joined(separator: ","))",
+                ]
+            )
+        },
+        logger: logger
+    )
+    app.beforeServerStarts {
+        if config.migrateOnStart {
+            try await migrator.migrate(HeraldRuntime.migrationSets)
+        }
+        started.open()
+    }
+    return app
+}
+
+/// Closes the embedded store when the application stops.
+struct DatabaseCloser: Service {
+    let database: SQLiteDatabase
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await database.shutdown()
+    }
+}

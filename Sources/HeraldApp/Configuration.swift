@@ -1,0 +1,121 @@
+import Foundation
+import HeraldCore
+import HeraldStorage
+import Logging
+import UsersService
+
+/// The services Herald is made of. `herald serve --services users,notifications` runs a subset.
+public enum ServiceName: String, CaseIterable, Sendable, Comparable {
+    case users
+    case notifications
+    case analytics
+    case integrations
+    case billing
+
+    public static func < (lhs: ServiceName, rhs: ServiceName) -> Bool {
+        (allCases.firstIndex(of: lhs) ?? 0) < (allCases.firstIndex(of: rhs) ?? 0)
+    }
+
+    /// Parses `users,notifications`; `all` means every service.
+    public static func parseList(_ text: String) throws -> Set<ServiceName> {
+        var result = Set<ServiceName>()
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !item.isEmpty {
+            if item == "all" { return Set(allCases) }
+            guard let name = ServiceName(rawValue: item) else {
+                throw ConfigurationError("unknown service '\(item)'; choose from \(allCases.map(\.rawValue).joined(separator: ", ")) or all")
+            }
+            result.insert(name)
+        }
+        guard !result.isEmpty else { throw ConfigurationError("--services names no service") }
+        return result
+    }
+}
+
+/// A configuration problem, reported as one line before Herald exits.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Everything `herald serve` needs, from flags and HERALD_* environment variables (flags win).
+public struct HeraldConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var dataDirectory = "./herald-data"
+    /// nil: the embedded SQLite store in the data directory.
+    public var databaseURL: String?
+    public var services = Set(ServiceName.allCases)
+    public var migrateOnStart = true
+    /// The URL browsers use to reach Herald (embed snippets, links). Defaults to http://host:port.
+    public var publicURL: String?
+    /// Proxies whose `X-Forwarded-For` is believed (HERALD_TRUSTED_PROXIES, comma-separated CIDRs).
+    public var trustedProxies: [CIDR] = []
+    public var sessionPolicy = SessionPolicy()
+    /// Bcrypt cost for new password hashes (HERALD_BCRYPT_COST, 12 or more in production).
+    public var bcryptCost: UInt8 = 12
+    /// The process environment, for keys and other settings read later.
+    public var environment: [String: String] = [:]
+    /// How often event consumers poll when not woken by a local commit.
+    public var eventPollInterval: Duration = .milliseconds(500)
+
+    public init() {}
+
+    public var effectivePublicURL: String {
+        if let publicURL { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
+        let shownHost = host == "0.0.0.0" || host == "::" ? "localhost" : (host.contains(":") ? "[\(host)]" : host)
+        return "http://\(shownHost):\(port)"
+    }
+
+    /// Reads HERALD_* variables; flags are applied on top by the command line.
+    public static func fromEnvironment(_ environment: [String: String]) throws -> HeraldConfiguration {
+        var config = HeraldConfiguration()
+        config.environment = environment
+        if let host = environment["HERALD_HOST"], !host.isEmpty { config.host = host }
+        if let port = environment["HERALD_PORT"], !port.isEmpty { config.port = try parsePort(port) }
+        if let dir = environment["HERALD_DATA_DIR"], !dir.isEmpty { config.dataDirectory = dir }
+        if let url = environment["HERALD_DATABASE_URL"], !url.isEmpty { config.databaseURL = url }
+        if let services = environment["HERALD_SERVICES"], !services.isEmpty { config.services = try ServiceName.parseList(services) }
+        if let url = environment["HERALD_PUBLIC_URL"], !url.isEmpty { config.publicURL = try parsePublicURL(url) }
+        if let proxies = environment["HERALD_TRUSTED_PROXIES"], !proxies.isEmpty {
+            do {
+                config.trustedProxies = try CIDR.parseList(proxies)
+            } catch let error as HeraldError {
+                throw ConfigurationError("HERALD_TRUSTED_PROXIES: \(error.detail)")
+            }
+        }
+        if let cost = environment["HERALD_BCRYPT_COST"], !cost.isEmpty {
+            guard let value = UInt8(cost), (10...16).contains(value) else {
+                throw ConfigurationError("HERALD_BCRYPT_COST must be a number from 10 to 16 (default 12)")
+            }
+            config.bcryptCost = value
+        }
+        config.sessionPolicy.idleTimeout = try seconds(environment, "HERALD_SESSION_IDLE_TIMEOUT", default: config.sessionPolicy.idleTimeout)
+        config.sessionPolicy.absoluteTimeout = try seconds(
+            environment, "HERALD_SESSION_ABSOLUTE_TIMEOUT", default: config.sessionPolicy.absoluteTimeout
+        )
+        return config
+    }
+
+    static func seconds(_ environment: [String: String], _ name: String, default value: TimeInterval) throws -> TimeInterval {
+        guard let text = environment[name], !text.isEmpty else { return value }
+        guard let seconds = Int(text), seconds >= 60 else { throw ConfigurationError("\(name) must be a number of seconds, at least 60") }
+        return TimeInterval(seconds)
+    }
+
+    public static func parsePort(_ text: String) throws -> Int {
+        guard let port = Int(text), (1...65535).contains(port) else {
+            throw ConfigurationError("the port must be a number from 1 to 65535 (got '\(text)')")
+        }
+        return port
+    }
+
+    static func parsePublicURL(_ text: String) throws -> String {
+        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw ConfigurationError("HERALD_PUBLIC_URL must be an http(s) URL such as https://herald.example.com")
+        }
+        return text
+    }
+
+    /// Where the embedded store keeps its file.
+    public var sqlitePath: String { (dataDirectory as NSString).appendingPathComponent("herald.sqlite") }
+}

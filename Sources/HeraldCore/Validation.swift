@@ -1,0 +1,87 @@
+import Foundation
+
+/// Collects every invalid field of a request so one response can name them all.
+public struct Validator: Sendable {
+    public private(set) var errors: [FieldError] = []
+
+    public init() {}
+
+    public mutating func add(_ field: String, _ message: String) {
+        errors.append(FieldError(field: field, message: message))
+    }
+
+    /// Requires a present, non-blank string no longer than `maxLength`, and returns it trimmed.
+    @discardableResult
+    public mutating func requireText(_ value: String?, field: String, maxLength: Int = 200) -> String {
+        guard let value else {
+            add(field, "is required")
+            return ""
+        }
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty {
+            add(field, "must not be blank")
+        } else if trimmed.count > maxLength {
+            add(field, "must be at most \(maxLength) characters")
+        } else if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            add(field, "must not contain control characters")
+        }
+        return trimmed
+    }
+
+    /// Validates an optional string the same way when it is present.
+    public mutating func optionalText(_ value: String?, field: String, maxLength: Int = 200) -> String? {
+        guard let value else { return nil }
+        return requireText(value, field: field, maxLength: maxLength)
+    }
+
+    /// Requires a syntactically plausible email address and returns it normalised (trimmed, lowercased).
+    @discardableResult
+    public mutating func requireEmail(_ value: String?, field: String = "email") -> String {
+        guard let value else {
+            add(field, "is required")
+            return ""
+        }
+        let email = EmailAddress.normalize(value)
+        if !EmailAddress.isPlausible(email) {
+            add(field, "must be an email address like name@example.com")
+        }
+        return email
+    }
+
+    /// Throws a 422 naming every collected field if any check failed.
+    public func check() throws {
+        if !errors.isEmpty { throw HeraldError.validation(errors) }
+    }
+}
+
+/// Email normalisation and a deliberately permissive syntax check.
+public enum EmailAddress {
+    public static func normalize(_ value: String) -> String {
+        value.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+    }
+
+    public static func isPlausible(_ email: String) -> Bool {
+        guard email.count <= 254, !email.contains(where: { $0.isWhitespace || $0.isNewline }) else { return false }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64 else { return false }
+        let domain = parts[1]
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2, labels.allSatisfy({ !$0.isEmpty && $0.count <= 63 }) else { return false }
+        return !email.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+}
+
+/// A string enum in the API whose decoding error lists the accepted values.
+public protocol APIEnum: RawRepresentable, CaseIterable, Codable, Sendable where RawValue == String {}
+
+extension APIEnum {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let value = Self(rawValue: text) else {
+            let allowed = Self.allCases.map(\.rawValue).joined(separator: ", ")
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "must be one of: \(allowed)")
+        }
+        self = value
+    }
+}

@@ -1,0 +1,319 @@
+import Foundation
+import HeraldCore
+import HeraldStorage
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Delivers events to consumer groups. Services write events with ``Outbox`` and register consumers;
+/// which implementation carries them (the database itself, or Redis Streams later) is a deployment choice.
+public protocol EventBus: Sendable {
+    /// Tells the bus that a transaction holding new outbox events has committed, so local consumers wake at once.
+    func didCommitEvents()
+    /// A long-running service that delivers events to `consumer` until shutdown.
+    func consumerService(for consumer: any EventConsumer) -> any Service
+    /// Deliveries that exhausted their retries, newest first.
+    func deadLetters(group: String?) async throws -> [DeadLetter]
+    /// Moves a dead letter back to the retry queue so it is delivered again soon.
+    func requeue(group: String, eventId: UUID) async throws -> Bool
+}
+
+/// A delivery that failed `RetryPolicy.maxAttempts` times.
+public struct DeadLetter: Sendable, Codable {
+    public var group: String
+    public var event: EventEnvelope
+    public var attempts: Int
+    public var lastError: String
+    public var failedAt: Date
+}
+
+/// Wakes waiting consumers when new events commit; a missed signal only costs one poll interval.
+final class WakeSignal: Sendable {
+    private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
+
+    func signalAll() {
+        let continuations = waiters.withLock { waiters in
+            let all = Array(waiters.values)
+            waiters.removeAll()
+            return all
+        }
+        for continuation in continuations { continuation.resume() }
+    }
+
+    /// Returns when signalled or after `timeout`, whichever comes first.
+    func wait(timeout: Duration) async {
+        let id = UUID()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    self.waiters.withLock { $0[id] = continuation }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                self.resume(id)
+            }
+            await group.next()
+            self.resume(id)
+            group.cancelAll()
+        }
+    }
+
+    private func resume(_ id: UUID) {
+        let continuation = waiters.withLock { $0.removeValue(forKey: id) }
+        continuation?.resume()
+    }
+}
+
+/// The embedded event bus: the outbox table is the durable log, and each consumer group keeps its position,
+/// retries and dead letters in the same database. Events survive restarts because they are rows.
+///
+/// On PostgreSQL, concurrent transactions can commit out of sequence order; the log therefore records each
+/// event's transaction id and a consumer only reads events of transactions older than every running one.
+public final class DatabaseEventBus: EventBus {
+    let database: any Database
+    let logger: Logger
+    let retryPolicy: RetryPolicy
+    let pollInterval: Duration
+    let batchSize: Int
+    let instanceId = UUID().lowercased
+    let signal = WakeSignal()
+    /// Consumers start delivering once this opens (after migrations have run).
+    public let started: ReadyGate
+
+    public init(
+        database: any Database,
+        logger: Logger,
+        retryPolicy: RetryPolicy = RetryPolicy(),
+        pollInterval: Duration = .milliseconds(500),
+        batchSize: Int = 100,
+        started: ReadyGate = ReadyGate(open: true)
+    ) {
+        self.started = started
+        self.database = database
+        self.logger = logger
+        self.retryPolicy = retryPolicy
+        self.pollInterval = pollInterval
+        self.batchSize = batchSize
+    }
+
+    public func didCommitEvents() {
+        signal.signalAll()
+    }
+
+    public func consumerService(for consumer: any EventConsumer) -> any Service {
+        ConsumerRunner(bus: self, consumer: consumer)
+    }
+
+    public func deadLetters(group: String?) async throws -> [DeadLetter] {
+        let filter: SQL = group.map { "AND r.group_name = \($0)" } ?? ""
+        let rows = try await database.query(
+            """
+            SELECT r.group_name, r.attempts, r.last_error, r.updated_at, e.*
+            FROM \(Tables.retries) r JOIN \(Tables.events) e ON e.seq = r.event_seq
+            WHERE r.dead = \(true) \(filter)
+            ORDER BY r.updated_at DESC LIMIT 500
+            """
+        )
+        return try rows.map { row in
+            DeadLetter(
+                group: try row.get("group_name"),
+                event: try Self.envelope(from: row),
+                attempts: try row.get("attempts"),
+                lastError: try row.get("last_error"),
+                failedAt: try row.get("updated_at")
+            )
+        }
+    }
+
+    public func requeue(group: String, eventId: UUID) async throws -> Bool {
+        let rows = try await database.query(
+            """
+            UPDATE \(Tables.retries) SET dead = \(false), attempts = 0, next_attempt_at = \(Date()), updated_at = \(Date())
+            WHERE group_name = \(group) AND dead = \(true)
+              AND event_seq = (SELECT seq FROM \(Tables.events) WHERE id = \(eventId))
+            RETURNING event_seq
+            """
+        )
+        if !rows.isEmpty { signal.signalAll() }
+        return !rows.isEmpty
+    }
+
+    enum Tables {
+        static let events = Table("bus", "events")
+        static let subscriptions = Table("bus", "subscriptions")
+        static let retries = Table("bus", "retries")
+        static let processed = Table("bus", "processed")
+    }
+
+    static func envelope(from row: SQLRow) throws -> EventEnvelope {
+        EventEnvelope(
+            id: try row.get("id"),
+            type: try row.get("type"),
+            version: try row.get("version"),
+            occurredAt: try row.get("occurred_at"),
+            organizationId: try row.get("organization_id"),
+            siteId: try row.get("site_id"),
+            data: try row.get("data")
+        )
+    }
+}
+
+/// Runs one consumer group: reads new events in commit order, applies each once, retries failures with backoff.
+struct ConsumerRunner: Service {
+    let bus: DatabaseEventBus
+    let consumer: any EventConsumer
+    var database: any Database { bus.database }
+    typealias Tables = DatabaseEventBus.Tables
+
+    func run() async throws {
+        var consumerLogger = bus.logger
+        consumerLogger[metadataKey: "consumer"] = "\(consumer.group)"
+        let logger = consumerLogger
+        await cancelWhenGracefulShutdown {
+            while !bus.started.isOpen && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
+            var failures = 0
+            while !Task.isCancelled {
+                do {
+                    try await register()
+                    let progressed = try await deliverNewEvents(logger: logger)
+                    let retried = try await deliverDueRetries(logger: logger)
+                    failures = 0
+                    if !progressed && !retried { await bus.signal.wait(timeout: bus.pollInterval) }
+                } catch {
+                    // The store is unreachable or the lease was lost: wait and try again, never stop the process.
+                    failures += 1
+                    logger.warning("event consumer paused", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(min(250 * (1 << min(failures, 6)), 15_000)))
+                }
+            }
+        }
+    }
+
+    private func register() async throws {
+        try await database.transaction(.system) { tx in
+            try await tx.execute(
+                "INSERT INTO \(Tables.subscriptions) (group_name) VALUES (\(consumer.group)) ON CONFLICT (group_name) DO NOTHING"
+            )
+        }
+    }
+
+    /// Takes the group's lease and returns its position, or nil when another instance holds it.
+    private func claim(_ tx: any SQLExecutor) async throws -> (tx: Int64, seq: Int64)? {
+        let now = Date()
+        let row = try await tx.queryFirst(
+            """
+            UPDATE \(Tables.subscriptions) SET lease_owner = \(bus.instanceId), lease_until = \(now.addingTimeInterval(30))
+            WHERE group_name = \(consumer.group)
+              AND (lease_owner IS NULL OR lease_owner = \(bus.instanceId) OR lease_until < \(now))
+            RETURNING position_tx, position_seq
+            """
+        )
+        guard let row else { return nil }
+        return (try row.get("position_tx"), try row.get("position_seq"))
+    }
+
+    private func deliverNewEvents(logger: Logger) async throws -> Bool {
+        let types = Array(consumer.eventTypes)
+        let batch: [(EventEnvelope, Int64, Int64)] = try await database.transaction(.system) { tx in
+            guard let position = try await claim(tx) else { return [] }
+            let typeList = SQL.joined(types.map { "\($0)" }, separator: ", ")
+            // Only transactions older than every running one are complete; see DatabaseEventBus.
+            let visible: SQL =
+                tx.dialect == .postgres
+                ? "AND tx_id < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+                : ""
+            let rows = try await tx.query(
+                """
+                SELECT * FROM \(Tables.events)
+                WHERE (tx_id, seq) > (\(position.tx), \(position.seq)) \(visible)
+                  AND type IN (\(typeList))
+                ORDER BY tx_id, seq
+                LIMIT \(bus.batchSize)
+                """
+            )
+            return try rows.map { (try DatabaseEventBus.envelope(from: $0), try $0.get("tx_id"), try $0.get("seq")) }
+        }
+        guard let last = batch.last else { return false }
+        for (event, _, seq) in batch {
+            do {
+                try await apply(event)
+            } catch {
+                try await scheduleRetry(seq: seq, attempts: 1, error: error, logger: logger)
+            }
+        }
+        try await database.transaction(.system) { tx in
+            try await tx.execute(
+                """
+                UPDATE \(Tables.subscriptions) SET position_tx = \(last.1), position_seq = \(last.2)
+                WHERE group_name = \(consumer.group) AND lease_owner = \(bus.instanceId)
+                """
+            )
+        }
+        return true
+    }
+
+    private func deliverDueRetries(logger: Logger) async throws -> Bool {
+        let due: [(EventEnvelope, Int64, Int)] = try await database.transaction(.system) { tx in
+            let rows = try await tx.query(
+                """
+                SELECT r.event_seq, r.attempts, e.* FROM \(Tables.retries) r JOIN \(Tables.events) e ON e.seq = r.event_seq
+                WHERE r.group_name = \(consumer.group) AND r.dead = \(false) AND r.next_attempt_at <= \(Date())
+                ORDER BY r.next_attempt_at LIMIT 50
+                """
+            )
+            return try rows.map { (try DatabaseEventBus.envelope(from: $0), try $0.get("event_seq"), try $0.get("attempts")) }
+        }
+        for (event, seq, attempts) in due {
+            do {
+                try await apply(event)
+                try await database.transaction(.system) { tx in
+                    try await tx.execute("DELETE FROM \(Tables.retries) WHERE group_name = \(consumer.group) AND event_seq = \(seq)")
+                }
+            } catch {
+                try await scheduleRetry(seq: seq, attempts: attempts + 1, error: error, logger: logger)
+            }
+        }
+        return !due.isEmpty
+    }
+
+    /// Applies one event unless this group already did; the processed marker commits with the handler's writes.
+    private func apply(_ event: EventEnvelope) async throws {
+        let scope = event.organizationId.map { TenantScope.organization($0) } ?? .system
+        let applied = try await database.transaction(scope) { tx -> Bool in
+            let fresh = try await tx.query(
+                """
+                INSERT INTO \(Tables.processed) (group_name, event_id, processed_at) VALUES (\(consumer.group), \(event.id), \(Date()))
+                ON CONFLICT (group_name, event_id) DO NOTHING RETURNING event_id
+                """
+            )
+            guard !fresh.isEmpty else { return false }
+            try await consumer.handle(event, in: tx)
+            return true
+        }
+        if applied { await consumer.didCommit(event) }
+    }
+
+    private func scheduleRetry(seq: Int64, attempts: Int, error: any Error, logger: Logger) async throws {
+        let dead = attempts >= bus.retryPolicy.maxAttempts
+        let delay = bus.retryPolicy.delay(afterAttempt: attempts)
+        let next = Date().addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+        let message = String(String(describing: error).prefix(1000))
+        if dead {
+            logger.error("event moved to dead letters", metadata: ["seq": "\(seq)", "attempts": "\(attempts)", "error": "\(message)"])
+        } else {
+            logger.warning("event handler failed; will retry", metadata: ["seq": "\(seq)", "attempts": "\(attempts)", "error": "\(message)"])
+        }
+        try await database.transaction(.system) { tx in
+            try await tx.execute(
+                """
+                INSERT INTO \(Tables.retries) (group_name, event_seq, attempts, next_attempt_at, last_error, dead, updated_at)
+                VALUES (\(consumer.group), \(seq), \(attempts), \(next), \(message), \(dead), \(Date()))
+                ON CONFLICT (group_name, event_seq) DO UPDATE SET
+                    attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,
+                    last_error = excluded.last_error, dead = excluded.dead, updated_at = excluded.updated_at
+                """
+            )
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import HeraldStorage
+
+/// A consumer group's handler. Delivery is at least once; Herald makes handling effectively once by
+/// recording each event id in the same transaction as the handler's writes.
+public protocol EventConsumer: Sendable {
+    /// Consumer group name, unique across Herald: `<service>.<purpose>`. Each group sees every event once.
+    var group: String { get }
+    /// The event types this group receives.
+    var eventTypes: Set<String> { get }
+    /// Applies the event inside `tx`, which runs in the event's tenant scope. Throwing rolls back and schedules a retry.
+    func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws
+    /// Runs after the handler's transaction committed: for in-memory effects such as cache refreshes.
+    func didCommit(_ event: EventEnvelope) async
+}
+
+extension EventConsumer {
+    public func didCommit(_ event: EventEnvelope) async {}
+}
+
+/// How a failed delivery is retried before it is moved to the dead-letter list.
+public struct RetryPolicy: Sendable {
+    public var maxAttempts: Int
+    public var baseDelay: Duration
+    public var maxDelay: Duration
+
+    public init(maxAttempts: Int = 10, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(300)) {
+        self.maxAttempts = maxAttempts
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+    }
+
+    /// Exponential backoff with ±20 % jitter so retries of many events do not arrive in lockstep.
+    public func delay(afterAttempt attempt: Int) -> Duration {
+        let exponent = min(max(attempt - 1, 0), 20)
+        let base = min(baseDelay * (1 << exponent), maxDelay)
+        let jitter = Double.random(in: 0.8...1.2)
+        return base * jitter
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import HeraldCore
+import HeraldSecurity
+import HeraldStorage
+
+/// A site and the organization that owns it.
+public struct SiteRef: Sendable, Equatable {
+    public var siteId: UUID
+    public var organizationId: UUID
+
+    public init(siteId: UUID, organizationId: UUID) {
+        self.siteId = siteId
+        self.organizationId = organizationId
+    }
+}
+
+/// The facts authorization needs, answered by the Users service: memberships, site ownership, site keys and
+/// live sessions. In one process it is a direct call; split into services, a client of the Users service.
+public protocol AccessDirectory: Sendable {
+    func role(of userId: UUID, in organizationId: UUID) async throws -> Role?
+    func site(_ siteId: UUID) async throws -> SiteRef?
+    func site(forSecretKey key: String) async throws -> SiteRef?
+    func isSessionActive(_ sessionId: UUID, userId: UUID) async throws -> Bool
+}
+
+/// Who may act on an organization, as decided by ``AccessControl``.
+public struct OrganizationAccess: Sendable {
+    public var organizationId: UUID
+    public var userId: UUID
+    public var role: Role
+    /// The tenant scope for transactions on the organization's rows.
+    public var scope: TenantScope { .organization(organizationId, user: userId) }
+}
+
+/// Who may act on a site, as decided by ``AccessControl``.
+public struct SiteAccess: Sendable {
+    public var site: SiteRef
+    /// The user acting, or nil for a site key.
+    public var userId: UUID?
+    public var role: Role?
+    public var siteId: UUID { site.siteId }
+    public var organizationId: UUID { site.organizationId }
+    public var scope: TenantScope { .organization(site.organizationId, user: userId) }
+}
+
+/// The one authorization layer: every handler asks it, with a permission from the matrix, before touching data.
+///
+/// A caller who is not a member of the owning organization gets 404, exactly as for a resource that does not
+/// exist, so identifiers of other tenants reveal nothing. A member whose role lacks the permission gets 403.
+public struct AccessControl: Sendable {
+    public let directory: any AccessDirectory
+
+    public init(directory: any AccessDirectory) {
+        self.directory = directory
+    }
+
+    public func organization(
+        _ organizationId: UUID, _ permission: Permission, context: HeraldRequestContext
+    ) async throws
+        -> OrganizationAccess
+    {
+        let (userId, _) = try context.requireUser()
+        guard let role = try await directory.role(of: userId, in: organizationId) else {
+            throw HeraldError.notFound("Organization \(organizationId.lowercased)")
+        }
+        guard role.permissions.contains(permission) else {
+            throw HeraldError.forbidden("Your role (\(role.rawValue)) does not allow \(permission.rawValue) in this organization.")
+        }
+        return OrganizationAccess(organizationId: organizationId, userId: userId, role: role)
+    }
+
+    public func site(_ siteId: UUID, _ permission: Permission, context: HeraldRequestContext) async throws -> SiteAccess {
+        switch context.principal {
+        case .none:
+            throw HeraldError.unauthorized()
+        case .siteKey(let keySite, let organizationId):
+            guard keySite == siteId else { throw HeraldError.notFound("Site \(siteId.lowercased)") }
+            guard Permission.siteKeyPermissions.contains(permission) else {
+                throw HeraldError.forbidden("A site's secret key cannot do this; use a member's access token.")
+            }
+            return SiteAccess(site: SiteRef(siteId: siteId, organizationId: organizationId), userId: nil, role: nil)
+        case .user(let userId, _):
+            guard let site = try await directory.site(siteId),
+                let role = try await directory.role(of: userId, in: site.organizationId)
+            else {
+                throw HeraldError.notFound("Site \(siteId.lowercased)")
+            }
+            guard role.permissions.contains(permission) else {
+                throw HeraldError.forbidden("Your role (\(role.rawValue)) does not allow \(permission.rawValue) on this site.")
+            }
+            return SiteAccess(site: site, userId: userId, role: role)
+        }
+    }
+}

@@ -1,0 +1,246 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import HeraldSecurity
+import Hummingbird
+import Logging
+import NIOCore
+import NIOFoundationCompat
+
+extension HTTPField.Name {
+    /// A header name known at compile time to be a valid token.
+    public static func known(_ name: StaticString) -> HTTPField.Name {
+        guard let field = HTTPField.Name("\(name)") else { preconditionFailure("invalid header name \(name)") }
+        return field
+    }
+
+    public static let requestId = known("X-Request-Id")
+    public static let idempotencyKey = known("Idempotency-Key")
+    public static let xForwardedFor = known("X-Forwarded-For")
+    public static let xFrameOptions = known("X-Frame-Options")
+    public static let referrerPolicy = known("Referrer-Policy")
+    public static let crossOriginResourcePolicy = known("Cross-Origin-Resource-Policy")
+    public static let pragma = known("Pragma")
+    public static let retryAfter = known("Retry-After")
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when well-formed), puts it in the logger's metadata
+/// and echoes it on the response; resolves the client address behind trusted proxies.
+public struct RequestIdMiddleware: RouterMiddleware {
+    public typealias Context = HeraldRequestContext
+    let trustedProxies: [CIDR]
+
+    public init(trustedProxies: [CIDR]) {
+        self.trustedProxies = trustedProxies
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let supplied = request.headers[.requestId]
+        context.requestId = supplied.flatMap { Self.isWellFormed($0) ? $0 : nil } ?? UUID.v7().lowercased
+        context.logger[metadataKey: "request_id"] = .string(context.requestId)
+        context.clientIP = ClientAddress.resolve(
+            peer: context.remoteAddress?.ipAddress,
+            forwardedFor: request.headers[.xForwardedFor],
+            trusted: trustedProxies
+        )
+        var response = try await next(request, context)
+        response.headers[.requestId] = context.requestId
+        return response
+    }
+
+    static func isWellFormed(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 128
+            && id.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x2D || byte == 0x5F || byte == 0x2E || byte == 0x3A
+            }
+    }
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+public enum ClientAddress {
+    public static func resolve(peer: String?, forwardedFor: String?, trusted: [CIDR]) -> String {
+        guard let peer else { return "" }
+        guard let forwardedFor, !trusted.isEmpty, let peerIP = IPAddress(peer), trusted.contains(where: { $0.contains(peerIP) }) else {
+            return peer
+        }
+        for hop in forwardedFor.split(separator: ",").reversed() {
+            let candidate = hop.trimmingCharacters(in: .whitespaces)
+            guard let ip = IPAddress(candidate) else { return peer }
+            if !trusted.contains(where: { $0.contains(ip) }) { return ip.description }
+        }
+        return peer
+    }
+}
+
+/// One log line per request: method, path, status, duration, request id.
+public struct AccessLogMiddleware: RouterMiddleware {
+    public typealias Context = HeraldRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        let millis = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": .string(request.method.rawValue),
+                "path": .string(request.uri.path),
+                "status": .stringConvertible(response.status.code),
+                "duration_ms": .string(String(format: "%.2f", millis)),
+                "client": .string(context.clientIP),
+            ]
+        )
+        return response
+    }
+}
+
+/// Security headers on every response. API responses may not be framed, sniffed or cached by default;
+/// routes that are meant to be cached or embedded (the widget) set their own values, which are kept.
+public struct SecurityHeadersMiddleware: RouterMiddleware {
+    public typealias Context = HeraldRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        func setIfAbsent(_ name: HTTPField.Name, _ value: String) {
+            if response.headers[name] == nil { response.headers[name] = value }
+        }
+        setIfAbsent(.xContentTypeOptions, "nosniff")
+        setIfAbsent(.contentSecurityPolicy, "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+        setIfAbsent(.xFrameOptions, "DENY")
+        setIfAbsent(.referrerPolicy, "no-referrer")
+        setIfAbsent(.crossOriginResourcePolicy, "same-origin")
+        setIfAbsent(.cacheControl, "no-store")
+        return response
+    }
+}
+
+/// Turns every error into an RFC 9457 problem document. Errors Herald did not anticipate become a 500 that says
+/// nothing about internals and are logged with the request id so an operator can find them.
+public struct ProblemMiddleware: RouterMiddleware {
+    public typealias Context = HeraldRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let problem = Self.heraldError(for: error, request: request)
+            if problem.status >= 500 {
+                context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            return Self.response(for: problem, request: request, context: context)
+        }
+    }
+
+    static func heraldError(for error: any Error, request: Request) -> HeraldError {
+        switch error {
+        case let error as HeraldError:
+            return error
+        case let error as HTTPError:
+            return map(error, request: request)
+        case let error as DecodingError:
+            return JSONBody.problem(for: error)
+        case let error as any HTTPResponseError:
+            return HeraldError(
+                status: Int(error.status.code), slug: "http-error", title: error.status.reasonPhrase, detail: error.status.reasonPhrase)
+        default:
+            return HeraldError(
+                status: 500,
+                slug: "internal-error",
+                title: "Internal server error",
+                detail: "Something went wrong on our side. Quote the request id if you report it."
+            )
+        }
+    }
+
+    static func map(_ error: HTTPError, request: Request) -> HeraldError {
+        switch error.status {
+        case .notFound:
+            return HeraldError(
+                status: 404,
+                slug: "not-found",
+                title: "Not found",
+                detail: "There is no \(request.method.rawValue) \(request.uri.path). See /openapi.json for the API."
+            )
+        case .contentTooLarge:
+            return HeraldError(status: 413, slug: "payload-too-large", title: "Payload too large", detail: "The request body is too large.")
+        default:
+            let status = Int(error.status.code)
+            return HeraldError(
+                status: status,
+                slug: status >= 500 ? "internal-error" : "http-error",
+                title: error.status.reasonPhrase,
+                detail: error.body ?? error.status.reasonPhrase
+            )
+        }
+    }
+
+    public static func response(for problem: HeraldError, request: Request, context: Context) -> Response {
+        let document = ProblemDocument(problem, instance: request.uri.path, requestId: context.requestId.isEmpty ? nil : context.requestId)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(document)) ?? Data()
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        for (name, value) in problem.headers {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: problem.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(data: data))
+        )
+    }
+}
+
+/// Reads `Authorization: Bearer …` and sets the principal: an access token of a live session, or a site's
+/// secret key. Missing credentials leave the principal empty (routes decide); wrong ones are refused with 401.
+public struct AuthenticationMiddleware: RouterMiddleware {
+    public typealias Context = HeraldRequestContext
+    let tokens: AccessTokenService
+    let directory: any AccessDirectory
+
+    public init(tokens: AccessTokenService, directory: any AccessDirectory) {
+        self.tokens = tokens
+        self.directory = directory
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            return try await next(request, context)
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw HeraldError.unauthorized("Use 'Authorization: Bearer <token>'.")
+        }
+        let credential = parts[1].trimmingCharacters(in: .whitespaces)
+        var context = context
+        if credential.hasPrefix("sk_") {
+            guard let site = try await directory.site(forSecretKey: credential) else {
+                throw HeraldError.unauthorized("The secret key is not valid. Keys are shown once; rotate the site's keys to get a new one.")
+            }
+            context.principal = .siteKey(siteId: site.siteId, organizationId: site.organizationId)
+        } else {
+            let claims: AccessTokenClaims
+            do {
+                claims = try await tokens.verify(credential)
+            } catch let error as AccessTokenError {
+                throw HeraldError.unauthorized("The access token was refused: \(error). Sign in again or refresh the token.")
+            }
+            guard try await directory.isSessionActive(claims.sessionId, userId: claims.userId) else {
+                throw HeraldError.unauthorized("The session has ended. Sign in again.")
+            }
+            context.principal = .user(userId: claims.userId, sessionId: claims.sessionId)
+            context.logger[metadataKey: "user_id"] = .string(claims.userId.lowercased)
+        }
+        return try await next(request, context)
+    }
+}

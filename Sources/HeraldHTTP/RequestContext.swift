@@ -1,0 +1,64 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import HeraldSecurity
+import Hummingbird
+import Logging
+import NIOCore
+import NIOFoundationCompat
+
+/// Who is calling, once authenticated.
+public enum Principal: Sendable, Equatable {
+    /// A signed-in user, through an access token of a live session.
+    case user(userId: UUID, sessionId: UUID)
+    /// A site's secret API key (`sk_…`): server-to-server calls for that site only.
+    case siteKey(siteId: UUID, organizationId: UUID)
+}
+
+/// The request context of every Herald route: request id, client address and the authenticated principal.
+public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    /// The `X-Request-Id` of this request, taken from the client when well-formed, generated otherwise.
+    public var requestId: String = ""
+    /// The client's address: the socket peer, or the first untrusted hop of `X-Forwarded-For` behind a trusted proxy.
+    public var clientIP: String = ""
+    public var principal: Principal?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+        self.clientIP = source.channel.remoteAddress?.ipAddress ?? ""
+    }
+
+    /// JSON request bodies are small; larger ones are refused with 413 before decoding.
+    public var maxUploadSize: Int { 256 * 1024 }
+
+    public var requestDecoder: JSONDecoder { JSONDecoder.herald }
+
+    public var responseEncoder: JSONEncoder {
+        let encoder = JSONEncoder.herald
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }
+
+    /// The signed-in user, or 401.
+    public func requireUser() throws -> (userId: UUID, sessionId: UUID) {
+        guard case .user(let userId, let sessionId) = principal else {
+            throw HeraldError.unauthorized(
+                principal == nil
+                    ? "Sign in and send the access token as 'Authorization: Bearer <token>'."
+                    : "This endpoint needs a user's access token, not a site key."
+            )
+        }
+        return (userId, sessionId)
+    }
+
+    /// A path parameter that must be a UUID; anything else names a resource that cannot exist, so 404.
+    public func uuidParameter(_ name: String, resource: String) throws -> UUID {
+        guard let text = parameters.get(name), let id = UUID(uuidString: text) else {
+            throw HeraldError.notFound(resource)
+        }
+        return id
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import HeraldCore
+
+/// Whose rows a transaction may see. PostgreSQL enforces this with row-level security policies keyed on
+/// per-transaction settings; SQLite relies on the repositories' `WHERE` clauses alone.
+public struct TenantScope: Sendable, Equatable {
+    /// The organization whose tenant-scoped rows are visible.
+    public var organizationId: UUID?
+    /// The signed-in user, for rows that belong to a user across organizations (their memberships).
+    public var userId: UUID?
+
+    public init(organizationId: UUID? = nil, userId: UUID? = nil) {
+        self.organizationId = organizationId
+        self.userId = userId
+    }
+
+    /// No tenant: tenant-scoped tables show no rows. Used for global tables (accounts, sessions, the event log).
+    public static let system = TenantScope()
+
+    public static func organization(_ id: UUID, user: UUID? = nil) -> TenantScope {
+        TenantScope(organizationId: id, userId: user)
+    }
+
+    public static func user(_ id: UUID) -> TenantScope {
+        TenantScope(userId: id)
+    }
+}
+
+/// Runs statements inside one transaction. Never keep it beyond the closure that received it.
+public protocol SQLExecutor: Sendable {
+    var dialect: SQLDialect { get }
+    /// Runs a statement and returns its rows.
+    func query(_ sql: SQL) async throws -> [SQLRow]
+}
+
+extension SQLExecutor {
+    /// Runs a statement whose rows are not needed.
+    public func execute(_ sql: SQL) async throws {
+        _ = try await query(sql)
+    }
+
+    /// Runs a statement and returns its first row, if any.
+    public func queryFirst(_ sql: SQL) async throws -> SQLRow? {
+        try await query(sql).first
+    }
+}
+
+/// A store Herald keeps its state in: the embedded SQLite file or a PostgreSQL server.
+public protocol Database: Sendable {
+    var dialect: SQLDialect { get }
+
+    /// Runs `body` in one transaction with the tenant settings of `scope`; commits when it returns and rolls
+    /// back when it throws.
+    func transaction<T: Sendable>(
+        _ scope: TenantScope,
+        _ body: (any SQLExecutor) async throws -> T
+    ) async throws -> T
+
+    /// Checks that the store answers.
+    func ping() async throws
+
+    /// Releases the store's connections. Only needed when the store is not run as a service.
+    func shutdown() async
+}
+
+extension Database {
+    /// A read or write in the system scope, in its own transaction.
+    public func query(_ sql: SQL, scope: TenantScope = .system) async throws -> [SQLRow] {
+        try await transaction(scope) { try await $0.query(sql) }
+    }
+}

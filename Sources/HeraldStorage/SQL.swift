@@ -1,0 +1,168 @@
+import Foundation
+import HeraldCore
+
+/// The SQL dialects Herald speaks. Differences between them are kept in this module.
+public enum SQLDialect: String, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// A value bound to a statement parameter. Each store maps these to its own types.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+    case bytes([UInt8])
+    case bool(Bool)
+    case uuid(UUID)
+    case date(Date)
+    /// A JSON document: `jsonb` in PostgreSQL, `TEXT` in SQLite.
+    case json(String)
+}
+
+/// A table owned by one service. Rendered as `schema.name` in PostgreSQL (one schema per service)
+/// and as `schema_name` in SQLite, which has no schemas.
+public struct Table: Sendable, Hashable {
+    public let schema: String
+    public let name: String
+
+    public init(_ schema: String, _ name: String) {
+        self.schema = schema
+        self.name = name
+    }
+
+    public func rendered(for dialect: SQLDialect) -> String {
+        switch dialect {
+        case .postgres: "\(schema).\(name)"
+        case .sqlite: "\(schema)_\(name)"
+        }
+    }
+}
+
+/// A statement with its parameters kept apart from its text, so values are always bound, never spliced.
+///
+/// ```swift
+/// let sql: SQL = "SELECT id FROM \(Tables.users) WHERE email_index = \(index)"
+/// ```
+public struct SQL: Sendable, ExpressibleByStringInterpolation {
+    enum Fragment: Sendable {
+        case literal(String)
+        case bind(SQLValue)
+        case table(Table)
+    }
+
+    var fragments: [Fragment]
+
+    public init(stringLiteral value: String) {
+        self.fragments = [.literal(value)]
+    }
+
+    public init(stringInterpolation: StringInterpolation) {
+        self.fragments = stringInterpolation.fragments
+    }
+
+    public struct StringInterpolation: StringInterpolationProtocol {
+        var fragments: [Fragment] = []
+
+        public init(literalCapacity: Int, interpolationCount: Int) {
+            fragments.reserveCapacity(interpolationCount * 2 + 1)
+        }
+
+        public mutating func appendLiteral(_ literal: String) {
+            fragments.append(.literal(literal))
+        }
+
+        /// Binds a value as a parameter.
+        public mutating func appendInterpolation(_ value: some SQLBindable) {
+            fragments.append(.bind(value.sqlValue))
+        }
+
+        /// Binds an optional value; `nil` becomes SQL `NULL`.
+        public mutating func appendInterpolation(_ value: (some SQLBindable)?) {
+            fragments.append(.bind(value?.sqlValue ?? .null))
+        }
+
+        /// Binds a raw SQL value.
+        public mutating func appendInterpolation(value: SQLValue) {
+            fragments.append(.bind(value))
+        }
+
+        /// Inserts a table name in the dialect's form.
+        public mutating func appendInterpolation(_ table: Table) {
+            fragments.append(.table(table))
+        }
+
+        /// Splices another statement fragment, with its parameters.
+        public mutating func appendInterpolation(_ sql: SQL) {
+            fragments.append(contentsOf: sql.fragments)
+        }
+
+        /// Inserts text verbatim. Only for identifiers chosen from a fixed list in code, never for input.
+        public mutating func appendInterpolation(unsafeRaw text: String) {
+            fragments.append(.literal(text))
+        }
+    }
+
+    /// Joins fragments with a separator (`", "`, `" AND "`).
+    public static func joined(_ parts: [SQL], separator: String) -> SQL {
+        var result = SQL(stringLiteral: "")
+        for (index, part) in parts.enumerated() {
+            if index > 0 { result.fragments.append(.literal(separator)) }
+            result.fragments.append(contentsOf: part.fragments)
+        }
+        return result
+    }
+
+    public static func + (lhs: SQL, rhs: SQL) -> SQL {
+        var result = lhs
+        result.fragments.append(contentsOf: rhs.fragments)
+        return result
+    }
+
+    /// The statement text with numbered placeholders (`$1` in PostgreSQL, `?1` in SQLite) and its values.
+    public func render(for dialect: SQLDialect) -> (text: String, binds: [SQLValue]) {
+        var text = ""
+        var binds: [SQLValue] = []
+        for fragment in fragments {
+            switch fragment {
+            case .literal(let literal):
+                text += literal
+            case .table(let table):
+                text += table.rendered(for: dialect)
+            case .bind(let value):
+                binds.append(value)
+                text += dialect == .postgres ? "$\(binds.count)" : "?\(binds.count)"
+            }
+        }
+        return (text, binds)
+    }
+}
+
+/// A Swift value that can be bound as a statement parameter.
+public protocol SQLBindable: Sendable {
+    var sqlValue: SQLValue { get }
+}
+
+extension String: SQLBindable { public var sqlValue: SQLValue { .text(self) } }
+extension Substring: SQLBindable { public var sqlValue: SQLValue { .text(String(self)) } }
+extension Int: SQLBindable { public var sqlValue: SQLValue { .int(Int64(self)) } }
+extension Int64: SQLBindable { public var sqlValue: SQLValue { .int(self) } }
+extension Int32: SQLBindable { public var sqlValue: SQLValue { .int(Int64(self)) } }
+extension Double: SQLBindable { public var sqlValue: SQLValue { .double(self) } }
+extension Bool: SQLBindable { public var sqlValue: SQLValue { .bool(self) } }
+extension UUID: SQLBindable { public var sqlValue: SQLValue { .uuid(self) } }
+extension Date: SQLBindable { public var sqlValue: SQLValue { .date(self) } }
+extension Array: SQLBindable where Element == UInt8 { public var sqlValue: SQLValue { .bytes(self) } }
+extension SQLValue: SQLBindable { public var sqlValue: SQLValue { self } }
+
+/// A JSON document bound as `jsonb` in PostgreSQL and `TEXT` in SQLite.
+public struct SQLJSON: SQLBindable {
+    public var text: String
+    public init(_ text: String) { self.text = text }
+    public init(encoding value: some Encodable) throws {
+        let data = try JSONEncoder.herald.encode(value)
+        self.text = String(decoding: data, as: UTF8.self)
+    }
+    public var sqlValue: SQLValue { .json(text) }
+}

@@ -1,0 +1,236 @@
+import Foundation
+import HeraldCore
+import HeraldSecurity
+import HeraldStorage
+
+struct Organization: Sendable {
+    var id: UUID
+    var name: String
+    var createdBy: UUID
+    var createdAt: Date
+    var updatedAt: Date
+}
+
+struct Member: Sendable {
+    var userId: UUID
+    var email: String
+    var name: String
+    var role: Role
+    var joinedAt: Date
+}
+
+/// Organizations and memberships. Every query runs in a tenant scope; PostgreSQL's policies enforce it again.
+struct OrganizationStore: Sendable {
+    let cipher: FieldCipher
+    typealias T = UsersTables
+
+    func insert(_ organization: Organization, in tx: any SQLExecutor) async throws {
+        try await tx.execute(
+            """
+            INSERT INTO \(T.organizations) (id, name, created_by, created_at, updated_at)
+            VALUES (\(organization.id), \(organization.name), \(organization.createdBy), \(organization.createdAt), \(organization.updatedAt))
+            """
+        )
+    }
+
+    func find(_ id: UUID, in tx: any SQLExecutor) async throws -> Organization? {
+        try await tx.queryFirst("SELECT * FROM \(T.organizations) WHERE id = \(id)").map(decodeOrganization)
+    }
+
+    func rename(_ id: UUID, to name: String, now: Date, in tx: any SQLExecutor) async throws {
+        try await tx.execute("UPDATE \(T.organizations) SET name = \(name), updated_at = \(now) WHERE id = \(id)")
+    }
+
+    /// The organizations a user belongs to, with their role, oldest membership first.
+    func list(forUser userId: UUID, in tx: any SQLExecutor) async throws -> [(Organization, Role)] {
+        let rows = try await tx.query(
+            """
+            SELECT o.*, m.role FROM \(T.memberships) m JOIN \(T.organizations) o ON o.id = m.organization_id
+            WHERE m.user_id = \(userId) ORDER BY m.created_at, o.id
+            """
+        )
+        return try rows.map { (try decodeOrganization($0), try decodeRole($0)) }
+    }
+
+    func addMember(_ userId: UUID, to organizationId: UUID, role: Role, now: Date, in tx: any SQLExecutor) async throws {
+        do {
+            try await tx.execute(
+                """
+                INSERT INTO \(T.memberships) (organization_id, user_id, role, created_at)
+                VALUES (\(organizationId), \(userId), \(role.rawValue), \(now))
+                """
+            )
+        } catch StorageError.uniqueViolation {
+            throw HeraldError.conflict("You are already a member of this organization.", slug: "already-member")
+        }
+    }
+
+    func role(of userId: UUID, in organizationId: UUID, tx: any SQLExecutor) async throws -> Role? {
+        try await tx.queryFirst(
+            "SELECT role FROM \(T.memberships) WHERE organization_id = \(organizationId) AND user_id = \(userId)"
+        ).map(decodeRole)
+    }
+
+    func members(of organizationId: UUID, in tx: any SQLExecutor) async throws -> [Member] {
+        let rows = try await tx.query(
+            """
+            SELECT m.user_id, m.role, m.created_at, a.email_encrypted, a.name_encrypted
+            FROM \(T.memberships) m JOIN \(T.accounts) a ON a.id = m.user_id
+            WHERE m.organization_id = \(organizationId) ORDER BY m.created_at, m.user_id
+            """
+        )
+        return try rows.map { row in
+            let userId: UUID = try row.get("user_id")
+            return Member(
+                userId: userId,
+                email: try cipher.decrypt(try row.get("email_encrypted"), context: "users.accounts.email:\(userId.lowercased)"),
+                name: try cipher.decrypt(try row.get("name_encrypted"), context: "users.accounts.name:\(userId.lowercased)"),
+                role: try decodeRole(row),
+                joinedAt: try row.get("created_at")
+            )
+        }
+    }
+
+    func setRole(_ role: Role, of userId: UUID, in organizationId: UUID, tx: any SQLExecutor) async throws {
+        try await tx.execute(
+            "UPDATE \(T.memberships) SET role = \(role.rawValue) WHERE organization_id = \(organizationId) AND user_id = \(userId)"
+        )
+    }
+
+    func removeMember(_ userId: UUID, from organizationId: UUID, in tx: any SQLExecutor) async throws {
+        try await tx.execute("DELETE FROM \(T.memberships) WHERE organization_id = \(organizationId) AND user_id = \(userId)")
+    }
+
+    func ownerCount(of organizationId: UUID, in tx: any SQLExecutor) async throws -> Int {
+        let row = try await tx.queryFirst(
+            "SELECT COUNT(*) AS owners FROM \(T.memberships) WHERE organization_id = \(organizationId) AND role = 'owner'"
+        )
+        return try row?.get("owners") ?? 0
+    }
+
+    func decodeOrganization(_ row: SQLRow) throws -> Organization {
+        Organization(
+            id: try row.get("id"),
+            name: try row.get("name"),
+            createdBy: try row.get("created_by"),
+            createdAt: try row.get("created_at"),
+            updatedAt: try row.get("updated_at")
+        )
+    }
+
+    func decodeRole(_ row: SQLRow) throws -> Role {
+        let text: String = try row.get("role")
+        guard let role = Role(rawValue: text) else { throw StorageError.other("unknown role \(text)") }
+        return role
+    }
+}
+
+struct Invitation: Sendable {
+    var id: UUID
+    var organizationId: UUID
+    var email: String
+    var role: Role
+    var invitedBy: UUID
+    var createdAt: Date
+    var expiresAt: Date
+    var acceptedAt: Date?
+    var revokedAt: Date?
+
+    func status(now: Date) -> String {
+        if acceptedAt != nil { return "accepted" }
+        if revokedAt != nil { return "revoked" }
+        if expiresAt <= now { return "expired" }
+        return "pending"
+    }
+}
+
+/// Invitations to join an organization. The token is a secret shown once; its hash routes an acceptance to the
+/// right organization before the tenant is known.
+struct InvitationStore: Sendable {
+    let cipher: FieldCipher
+    typealias T = UsersTables
+
+    func emailIndex(_ email: String) -> [UInt8] {
+        cipher.blindIndex(EmailAddress.normalize(email), purpose: "account-email")
+    }
+
+    func insert(_ invitation: Invitation, token: String, in tx: any SQLExecutor) async throws {
+        try await tx.execute(
+            """
+            INSERT INTO \(T.invitations) (id, organization_id, email_index, email_encrypted, role, invited_by, created_at, expires_at)
+            VALUES (\(invitation.id), \(invitation.organizationId), \(emailIndex(invitation.email)),
+                    \(try cipher.encrypt(invitation.email, context: "users.invitations.email:\(invitation.id.lowercased)")),
+                    \(invitation.role.rawValue), \(invitation.invitedBy), \(invitation.createdAt), \(invitation.expiresAt))
+            """
+        )
+        try await tx.execute(
+            """
+            INSERT INTO \(T.invitationTokens) (token_hash, invitation_id, organization_id)
+            VALUES (\(SecretToken.hash(token)), \(invitation.id), \(invitation.organizationId))
+            """
+        )
+    }
+
+    /// Resolves a token to its invitation's id and organization (a routing lookup, outside any tenant).
+    func route(token: String, in tx: any SQLExecutor) async throws -> (invitationId: UUID, organizationId: UUID)? {
+        guard
+            let row = try await tx.queryFirst(
+                "SELECT invitation_id, organization_id FROM \(T.invitationTokens) WHERE token_hash = \(SecretToken.hash(token))"
+            )
+        else { return nil }
+        return (try row.get("invitation_id"), try row.get("organization_id"))
+    }
+
+    func find(_ id: UUID, organizationId: UUID, in tx: any SQLExecutor) async throws -> Invitation? {
+        try await tx.queryFirst(
+            "SELECT * FROM \(T.invitations) WHERE id = \(id) AND organization_id = \(organizationId)"
+        ).map(decode)
+    }
+
+    func list(organizationId: UUID, in tx: any SQLExecutor) async throws -> [Invitation] {
+        try await tx.query(
+            "SELECT * FROM \(T.invitations) WHERE organization_id = \(organizationId) ORDER BY created_at DESC LIMIT 500"
+        ).map(decode)
+    }
+
+    func hasPending(email: String, organizationId: UUID, now: Date, in tx: any SQLExecutor) async throws -> Bool {
+        let row = try await tx.queryFirst(
+            """
+            SELECT id FROM \(T.invitations)
+            WHERE organization_id = \(organizationId) AND email_index = \(emailIndex(email))
+              AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > \(now)
+            """
+        )
+        return row != nil
+    }
+
+    func markAccepted(_ id: UUID, by userId: UUID, now: Date, in tx: any SQLExecutor) async throws {
+        try await tx.execute("UPDATE \(T.invitations) SET accepted_at = \(now), accepted_by = \(userId) WHERE id = \(id)")
+    }
+
+    func revoke(_ id: UUID, now: Date, in tx: any SQLExecutor) async throws {
+        try await tx.execute("UPDATE \(T.invitations) SET revoked_at = \(now) WHERE id = \(id)")
+    }
+
+    func matchesEmail(_ invitationId: UUID, email: String, in tx: any SQLExecutor) async throws -> Bool {
+        let row = try await tx.queryFirst("SELECT email_index FROM \(T.invitations) WHERE id = \(invitationId)")
+        guard let stored: [UInt8] = try row?.get("email_index") else { return false }
+        return SecretToken.constantTimeEquals(stored, emailIndex(email))
+    }
+
+    func decode(_ row: SQLRow) throws -> Invitation {
+        let id: UUID = try row.get("id")
+        let roleText: String = try row.get("role")
+        return Invitation(
+            id: id,
+            organizationId: try row.get("organization_id"),
+            email: try cipher.decrypt(try row.get("email_encrypted"), context: "users.invitations.email:\(id.lowercased)"),
+            role: Role(rawValue: roleText) ?? .viewer,
+            invitedBy: try row.get("invited_by"),
+            createdAt: try row.get("created_at"),
+            expiresAt: try row.get("expires_at"),
+            acceptedAt: try row.get("accepted_at"),
+            revokedAt: try row.get("revoked_at")
+        )
+    }
+}
