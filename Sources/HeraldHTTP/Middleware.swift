@@ -19,9 +19,7 @@ extension HTTPField.Name {
     public static let xForwardedFor = known("X-Forwarded-For")
     public static let xFrameOptions = known("X-Frame-Options")
     public static let referrerPolicy = known("Referrer-Policy")
-    public static let crossOriginResourcePolicy = known("Cross-Origin-Resource-Policy")
     public static let pragma = known("Pragma")
-    public static let retryAfter = known("Retry-After")
 }
 
 /// Gives every request an id (the client's `X-Request-Id` when well-formed), puts it in the logger's metadata

@@ -17,11 +17,21 @@ public struct KeyRing: Sendable {
     public struct SigningKey: Sendable {
         public var kid: String
         public var key: Curve25519.Signing.PrivateKey
+
+        public init(kid: String, key: Curve25519.Signing.PrivateKey) {
+            self.kid = kid
+            self.key = key
+        }
     }
 
     public struct DataKey: Sendable {
         public var version: UInt32
         public var key: SymmetricKey
+
+        public init(version: UInt32, key: SymmetricKey) {
+            self.version = version
+            self.key = key
+        }
     }
 
     public static let environmentVariables = ["HERALD_JWT_KEYS", "HERALD_DATA_KEYS", "HERALD_BLIND_INDEX_KEY"]

@@ -49,13 +49,15 @@ public final class SQLiteDatabase: Database {
     public func transaction<T: Sendable>(_ scope: TenantScope, _ body: (any SQLExecutor) async throws -> T) async throws -> T {
         try await lock.withLock {
             let executor = SQLiteExecutor(connection: connection)
-            try await executor.raw("BEGIN IMMEDIATE")
+            // BEGIN, COMMIT and ROLLBACK run in their own tasks so that cancelling the caller can never leave the
+            // shared connection inside an open transaction.
+            try await Task { try await executor.raw("BEGIN IMMEDIATE") }.value
             do {
                 let result = try await body(executor)
-                try await executor.raw("COMMIT")
+                try await Task { try await executor.raw("COMMIT") }.value
                 return result
             } catch {
-                try? await executor.raw("ROLLBACK")
+                try? await Task { try await executor.raw("ROLLBACK") }.value
                 throw error
             }
         }

@@ -1,0 +1,200 @@
+import Foundation
+import HTTPTypes
+import HeraldApp
+import HeraldCore
+import HeraldStorage
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+
+@Suite("Storage contract (SQLite and PostgreSQL)")
+struct StorageContractTests {
+    @Test(arguments: TestStore.available)
+    func auditLogIsAppendOnlyAndTamperingIsDetected(store: TestStore) async throws {
+        try await withApp(store) { client, environment in
+            let owner = try await client.signup()
+            let org = try await client.createOrganization(owner.token)
+            _ = try await client.createSite(owner.token, organization: org)
+            _ = try await client.call(.patch, "/organizations/\(org)", json: ["name": "Renamed"], token: owner.token)
+            #expect(try await client.call(.get, "/organizations/\(org)/audit-logs/verify", token: owner.token).json["valid"] as? Bool == true)
+
+            let orgId = try #require(UUID(uuidString: org))
+            try await environment.withDatabase { database in
+                // The store itself refuses edits...
+                await #expect(throws: (any Error).self) {
+                    try await database.transaction(.organization(orgId)) { tx in
+                        try await tx.execute("UPDATE \(Table("users", "audit_logs")) SET action = 'site.viewed' WHERE action = 'site.created'")
+                    }
+                }
+                // ...and someone who bypasses that (here by dropping the guard) is caught by the hash chain.
+                try await database.transaction(.organization(orgId)) { tx in
+                    if tx.dialect == .postgres {
+                        try await tx.execute("ALTER TABLE users.audit_logs DISABLE TRIGGER audit_logs_append_only")
+                    } else {
+                        try await tx.execute("DROP TRIGGER users_audit_logs_no_update")
+                    }
+                    try await tx.execute("UPDATE \(Table("users", "audit_logs")) SET action = 'site.viewed' WHERE action = 'site.created'")
+                }
+            }
+            let verify = try await client.call(.get, "/organizations/\(org)/audit-logs/verify", token: owner.token)
+            #expect(verify.json["valid"] as? Bool == false)
+            let chains = verify.json["chains"] as? [[String: Any]] ?? []
+            let broken = try #require(chains.first { ($0["valid"] as? Bool) == false })
+            #expect(broken["chain"] as? String == "org:\(org)")
+            #expect(broken["brokenAtChainSequence"] as? Int == 2)
+        }
+    }
+
+    @Test(arguments: TestStore.available)
+    func deletingAnAuditRecordIsDetected(store: TestStore) async throws {
+        try await withApp(store) { client, environment in
+            let owner = try await client.signup()
+            let org = try await client.createOrganization(owner.token)
+            _ = try await client.createSite(owner.token, organization: org)
+            let orgId = try #require(UUID(uuidString: org))
+            try await environment.withDatabase { database in
+                try await database.transaction(.organization(orgId)) { tx in
+                    if tx.dialect == .postgres {
+                        try await tx.execute("ALTER TABLE users.audit_logs DISABLE TRIGGER audit_logs_append_only")
+                    } else {
+                        try await tx.execute("DROP TRIGGER users_audit_logs_no_delete")
+                    }
+                    try await tx.execute("DELETE FROM \(Table("users", "audit_logs")) WHERE action = 'site.created'")
+                }
+            }
+            let verify = try await client.call(.get, "/organizations/\(org)/audit-logs/verify", token: owner.token)
+            #expect(verify.json["valid"] as? Bool == false)
+        }
+    }
+
+    @Test(arguments: TestStore.available)
+    func noPlaintextEmailOrNameAtRest(store: TestStore) async throws {
+        let email = "very-private-\(UUID().lowercased.prefix(8))@example.org"
+        let name = "Zebediah Quxworth"
+        try await withApp(store) { client, environment in
+            let user = try await client.signup(email: email, name: name)
+            let org = try await client.createOrganization(user.token)
+            _ = try await client.call(.post, "/organizations/\(org)/invitations", json: ["email": "invited-\(email)"], token: user.token)
+            _ = try await client.call(.post, "/auth/login", json: ["email": email, "password": "wrong one!"])
+            let everything = try await StoredBytes.dump(environment)
+            #expect(everything.count > 1000)
+            #expect(!everything.contains(email), "the email is stored in clear")
+            #expect(!everything.contains(name), "the name is stored in clear")
+            #expect(!everything.contains("invited-\(email)"), "the invited email is stored in clear")
+        }
+    }
+
+    @Test(arguments: TestStore.available)
+    func restartingLosesNothing(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        let first = try await buildApplication(environment.configuration(), logger: testLogger)
+        let saved = Mutex<(organization: String, email: String)>(("", ""))
+        try await first.test(.router) { client in
+            let user = try await client.signup()
+            let organization = try await client.createOrganization(user.token, name: "Survivor")
+            saved.withLock { $0 = (organization, user.email) }
+        }
+        let (organization, email) = saved.withLock { $0 }
+        let second = try await buildApplication(environment.configuration(), logger: testLogger)
+        try await second.test(.router) { client in
+            let login = try await client.call(.post, "/auth/login", json: ["email": email, "password": "a long passphrase"])
+            #expect(login.status == .ok)
+            let token = try #require(login["accessToken"])
+            #expect(try await client.call(.get, "/organizations/\(organization)", token: token)["name"] == "Survivor")
+        }
+    }
+
+    @Test func rowLevelSecurityBindsHeraldsOwnRole() async throws {
+        guard TestStore.available.contains(.postgres) else { return }
+        try await withApp(.postgres) { client, environment in
+            let owner = try await client.signup()
+            let org = try await client.createOrganization(owner.token)
+            _ = try await client.createSite(owner.token, organization: org)
+            let orgId = try #require(UUID(uuidString: org))
+            try await environment.withDatabase { database in
+                func count(_ table: String, _ scope: TenantScope) async throws -> Int {
+                    try await database.transaction(scope) { tx in
+                        try await tx.queryFirst("SELECT COUNT(*) AS n FROM \(unsafeRaw: table)")?.get("n") ?? -1
+                    }
+                }
+                for table in ["users.sites", "users.organizations", "users.memberships", "users.audit_logs"] {
+                    let withoutTenant = try await count(table, .system)
+                    let otherTenant = try await count(table, .organization(UUID()))
+                    let ownTenant = try await count(table, .organization(orgId))
+                    #expect(withoutTenant == 0, "\(table) is visible without a tenant")
+                    #expect(otherTenant == 0, "\(table) is visible to another tenant")
+                    #expect(ownTenant > 0, "\(table) is hidden from its own tenant")
+                }
+                // Writing a row for another tenant is refused by the policy's check.
+                await #expect(throws: (any Error).self) {
+                    try await database.transaction(.organization(UUID())) { tx in
+                        try await tx.execute(
+                            "INSERT INTO users.organizations (id, name, created_by, created_at, updated_at) VALUES (\(orgId), 'x', \(UUID()), now(), now())"
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: TestStore.available)
+    func editedMigrationsAreRefused(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            let migrator = Migrator(database: database, logger: testLogger)
+            let original = MigrationSet(
+                owner: "contract_test",
+                migrations: [
+                    Migration(version: 1, name: "t", sqlite: ["CREATE TABLE ct_one (id INTEGER)"], postgres: ["CREATE TABLE ct_one (id INTEGER)"])
+                ]
+            )
+            let firstRun = try await migrator.migrate([original])
+            let secondRun = try await migrator.migrate([original])
+            let pending = try await migrator.pending([original])
+            #expect(firstRun == 1)
+            #expect(secondRun == 0)
+            #expect(pending.isEmpty)
+            let edited = MigrationSet(
+                owner: "contract_test",
+                migrations: [
+                    Migration(version: 1, name: "t", sqlite: ["CREATE TABLE ct_two (id INTEGER)"], postgres: ["CREATE TABLE ct_two (id INTEGER)"])
+                ]
+            )
+            await #expect(throws: StorageError.self) { try await migrator.migrate([edited]) }
+        }
+    }
+}
+
+/// Everything a store holds, as text: the SQLite files byte for byte, or a pg_dump of the database.
+enum StoredBytes {
+    static func dump(_ environment: TestEnvironment) async throws -> String {
+        if environment.store == .sqlite {
+            var all = Data()
+            for file in try FileManager.default.contentsOfDirectory(atPath: environment.dataDirectory) {
+                all.append(FileManager.default.contents(atPath: environment.dataDirectory + "/" + file) ?? Data())
+            }
+            return String(decoding: all, as: UTF8.self)
+        }
+        // As the cluster's superuser: pg_dump as Herald's role would see nothing through row-level security.
+        guard let databaseURL = environment.databaseURL, let name = URLComponents(string: databaseURL)?.path,
+            let admin = ProcessInfo.processInfo.environment["HERALD_TEST_POSTGRES_ADMIN_URL"], var components = URLComponents(string: admin)
+        else { throw TestFailure("no database URL") }
+        components.path = name
+        components.query = nil
+        let url = components.string ?? ""
+        let pgDump =
+            try FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")
+            .sorted().last.map { "/usr/lib/postgresql/\($0)/bin/pg_dump" } ?? "pg_dump"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: pgDump)
+        process.arguments = ["--data-only", "--dbname", url]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("pg_dump failed") }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

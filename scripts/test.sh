@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs Herald's whole test suite on a fresh Debian machine: installs what the tests need (PostgreSQL from
+# Debian's packages, Python tools from PyPI), starts a throwaway PostgreSQL cluster on a free port, runs the
+# Swift tests against both stores, then the black-box checks against a live server (CLI behaviour,
+# OpenAPI validation, schemathesis). Everything it starts, it stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=$(mktemp -d /tmp/herald-test.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+
+log() { printf '\n==> %s\n' "$*"; }
+
+cleanup() {
+  set +e
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+  if [ -n "${PGDATA_DIR:-}" ] && [ -d "$PGDATA_DIR" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- dependencies -------------------------------------------------------------------------------
+need_apt=()
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]} from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+
+PY=python3
+if ! $PY -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then
+  log "installing Python test tools from PyPI"
+  $PY -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+log "starting a throwaway PostgreSQL cluster"
+PGPORT=$(free_port)
+PGDATA_DIR="$WORK/pg"
+mkdir -p "$PGDATA_DIR" && { [ "$(id -u)" = 0 ] && chown postgres "$PGDATA_DIR" || true; }
+as_postgres "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
+  -o "-p $PGPORT -h 127.0.0.1 -k $PGDATA_DIR -c fsync=off -c max_connections=300" start >/dev/null
+psql_admin() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
+# Herald's role owns its database but is not a superuser, so row-level security binds it.
+psql_admin -c "CREATE ROLE herald LOGIN PASSWORD 'herald' NOSUPERUSER NOBYPASSRLS CREATEDB"
+psql_admin -c "CREATE DATABASE herald OWNER herald"
+export HERALD_TEST_POSTGRES_ADMIN_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres?sslmode=disable"
+export HERALD_TEST_POSTGRES_URL="postgres://herald:herald@127.0.0.1:$PGPORT/herald?sslmode=disable"
+export HERALD_TEST_REQUIRE_POSTGRES=1
+
+# --- Swift tests ------------------------------------------------------------------------------
+log "building and running the Swift tests (SQLite and PostgreSQL)"
+swift build --build-tests
+swift test --skip-build --parallel --num-workers 2
+
+# --- black-box checks against the real binary ---------------------------------------------------
+log "building the herald binary"
+swift build --product herald
+export HERALD_BIN="$ROOT/.build/debug/herald"
+export HERALD_TEST_WORK="$WORK"
+log "running the black-box tests (CLI, live server, OpenAPI, schemathesis)"
+$PY -m pytest -q -p no:cacheprovider tests-e2e "$@"
+
+log "all tests passed"
