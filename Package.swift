@@ -45,11 +45,12 @@ let package = Package(
         .target(
             name: "HeraldApp",
             dependencies: [
-                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
                 "UsersService", "NotificationsService", "AnalyticsService", "IntegrationsService", "BillingService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             resources: [.copy("Resources/openapi.json")],
             swiftSettings: swiftSettings
@@ -86,6 +87,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HeraldContracts",
+            dependencies: ["HeraldCore", "HeraldEvents", "HeraldSecurity"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HeraldSecurity",
             dependencies: [
                 "HeraldCore",
@@ -111,7 +117,7 @@ let package = Package(
         .target(
             name: "UsersService",
             dependencies: [
-                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -119,15 +125,21 @@ let package = Package(
         .target(
             name: "NotificationsService",
             dependencies: [
-                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
+            resources: [.copy("Resources/widget.js"), .copy("Resources/targeting-vectors.json")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "AnalyticsService",
             dependencies: [
-                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
+                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -135,16 +147,19 @@ let package = Package(
         .target(
             name: "IntegrationsService",
             dependencies: [
-                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BillingService",
             dependencies: [
-                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
+                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

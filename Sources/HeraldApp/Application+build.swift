@@ -1,3 +1,4 @@
+import AnalyticsService
 import Foundation
 import HeraldCore
 import HeraldEvents
@@ -5,8 +6,11 @@ import HeraldHTTP
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
+import IntegrationsService
 import Logging
 import NIOCore
+import NIOFoundationCompat
+import NotificationsService
 import ServiceLifecycle
 import UsersService
 
@@ -52,15 +56,36 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
         logger: logger
     )
 
-    let router = Router(context: HeraldRequestContext.self)
+    let access = AccessControl(directory: users.directory)
+    let notifications = NotificationsService(
+        database: database, bus: bus, access: access, options: config.notificationOptions, logger: logger
+    )
+    let integrations = IntegrationsService(
+        database: database, bus: bus, access: access, cipher: cipher, limiter: rateLimiter, options: config.integrationOptions, logger: logger
+    )
+    let analytics = AnalyticsService(database: database, access: access, logger: logger)
+
+    let router = Router(context: HeraldRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestIdMiddleware(trustedProxies: config.trustedProxies))
     router.add(middleware: AccessLogMiddleware())
     router.add(middleware: SecurityHeadersMiddleware())
-    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: ProblemMiddleware(routes: RouteTable(openAPIDocument: Data(buffer: OpenAPIDocument.bytes))))
     router.add(middleware: AuthenticationMiddleware(tokens: tokens, directory: users.directory))
 
     addOperationalRoutes(to: router, database: database, migrator: migrator)
+    var consumers: [any EventConsumer] = []
     if config.services.contains(.users) { users.addRoutes(to: router) }
+    if config.services.contains(.notifications) {
+        notifications.addRoutes(to: router)
+        consumers += notifications.consumers
+        services += notifications.services
+    }
+    if config.services.contains(.integrations) { integrations.addRoutes(to: router) }
+    if config.services.contains(.analytics) {
+        analytics.addRoutes(to: router)
+        consumers += analytics.consumers
+    }
+    services += consumers.map { bus.consumerService(for: $0) }
 
     var app = Application(
         router: router,

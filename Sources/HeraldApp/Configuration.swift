@@ -1,7 +1,9 @@
 import Foundation
 import HeraldCore
 import HeraldStorage
+import IntegrationsService
 import Logging
+import NotificationsService
 import UsersService
 
 /// The services Herald is made of. `herald serve --services users,notifications` runs a subset.
@@ -55,6 +57,10 @@ public struct HeraldConfiguration: Sendable {
     public var bcryptCost: UInt8 = 12
     /// The process environment, for keys and other settings read later.
     public var environment: [String: String] = [:]
+    /// Widget delivery settings (HERALD_COUNTRY_HEADER, HERALD_FEED_MAX_AGE).
+    public var notificationOptions = NotificationsService.Options()
+    /// Intake limits (HERALD_ACTIVITIES_PER_MINUTE).
+    public var integrationOptions = IntegrationsService.Options()
     /// How often event consumers poll when not woken by a local commit.
     public var eventPollInterval: Duration = .milliseconds(500)
 
@@ -88,6 +94,24 @@ public struct HeraldConfiguration: Sendable {
                 throw ConfigurationError("HERALD_BCRYPT_COST must be a number from 10 to 16 (default 12)")
             }
             config.bcryptCost = value
+        }
+        if let header = environment["HERALD_COUNTRY_HEADER"], !header.isEmpty {
+            guard header.count <= 64, header.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+                throw ConfigurationError("HERALD_COUNTRY_HEADER must be a header name such as CF-IPCountry")
+            }
+            config.notificationOptions.countryHeader = header
+        }
+        if let maxAge = environment["HERALD_FEED_MAX_AGE"], !maxAge.isEmpty {
+            guard let value = Int(maxAge), (0...300).contains(value) else {
+                throw ConfigurationError("HERALD_FEED_MAX_AGE must be a number of seconds from 0 to 300 (default 5)")
+            }
+            config.notificationOptions.feedMaxAge = value
+        }
+        if let rate = environment["HERALD_ACTIVITIES_PER_MINUTE"], !rate.isEmpty {
+            guard let value = Int(rate), (1...100_000).contains(value) else {
+                throw ConfigurationError("HERALD_ACTIVITIES_PER_MINUTE must be a number from 1 to 100000 (default 300)")
+            }
+            config.integrationOptions.activitiesPerMinute = value
         }
         config.sessionPolicy.idleTimeout = try seconds(environment, "HERALD_SESSION_IDLE_TIMEOUT", default: config.sessionPolicy.idleTimeout)
         config.sessionPolicy.absoluteTimeout = try seconds(

@@ -1,11 +1,14 @@
+import AnalyticsService
 import Foundation
 import HeraldCore
 import HeraldEvents
 import HeraldSecurity
 import HeraldStorage
+import IntegrationsService
 import Logging
 import NIOCore
 import NIOPosix
+import NotificationsService
 import UsersService
 
 /// Start-up steps shared by `herald serve` and `herald migrate`.
@@ -37,7 +40,7 @@ public enum HeraldRuntime {
     /// Every migration set, in the order they apply. Each service owns its set; the bus owns its tables.
     /// All sets are applied whichever services run, so one database always has one complete schema.
     public static var migrationSets: [MigrationSet] {
-        [Outbox.migrations, UsersService.migrations]
+        [Outbox.migrations, UsersService.migrations, NotificationsService.migrations, IntegrationsService.migrations, AnalyticsService.migrations]
     }
 
     /// Opens the configured store, runs `body` with it, and closes it. PostgreSQL is probed first so a bad URL

@@ -85,3 +85,14 @@ extension APIEnum {
         self = value
     }
 }
+
+/// URLs that may reach a visitor's page: absolute http(s) only, so no `javascript:` can slip in.
+public enum WebURL {
+    public static func validated(_ text: String) -> String? {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.count <= 2000, let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
+        else { return nil }
+        return trimmed
+    }
+}

@@ -124,14 +124,29 @@ public struct SecurityHeadersMiddleware: RouterMiddleware {
 /// nothing about internals and are logged with the request id so an operator can find them.
 public struct ProblemMiddleware: RouterMiddleware {
     public typealias Context = HeraldRequestContext
+    let routes: RouteTable?
 
-    public init() {}
+    public init(routes: RouteTable? = nil) {
+        self.routes = routes
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
-            let problem = Self.heraldError(for: error, request: request)
+            var problem = Self.heraldError(for: error, request: request)
+            // The router's own 404: if the path exists with other methods, say so.
+            if let error = error as? HTTPError, error.status == .notFound,
+                let allowed = routes?.allowedMethods(for: request.uri.path), !allowed.contains(request.method.rawValue)
+            {
+                problem = HeraldError(
+                    status: 405,
+                    slug: "method-not-allowed",
+                    title: "Method not allowed",
+                    detail: "\(request.uri.path) does not support \(request.method.rawValue); use \(allowed.joined(separator: ", ")).",
+                    headers: [("Allow", allowed.joined(separator: ", "))]
+                )
+            }
             if problem.status >= 500 {
                 context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             }
@@ -139,7 +154,8 @@ public struct ProblemMiddleware: RouterMiddleware {
         }
     }
 
-    static func heraldError(for error: any Error, request: Request) -> HeraldError {
+    /// The problem an error becomes.
+    public static func heraldError(for error: any Error, request: Request) -> HeraldError {
         switch error {
         case let error as HeraldError:
             return error

@@ -10,6 +10,10 @@ public struct UserCreated: DomainEvent {
     public static let eventType = "user.created"
     public static let schemaVersion = 1
     public var userId: UUID
+
+    public init(userId: UUID) {
+        self.userId = userId
+    }
 }
 
 public struct OrganizationCreated: DomainEvent {
@@ -18,6 +22,12 @@ public struct OrganizationCreated: DomainEvent {
     public var organizationId: UUID
     public var name: String
     public var createdBy: UUID
+
+    public init(organizationId: UUID, name: String, createdBy: UUID) {
+        self.organizationId = organizationId
+        self.name = name
+        self.createdBy = createdBy
+    }
 }
 
 public struct OrganizationUpdated: DomainEvent {
@@ -25,6 +35,11 @@ public struct OrganizationUpdated: DomainEvent {
     public static let schemaVersion = 1
     public var organizationId: UUID
     public var name: String
+
+    public init(organizationId: UUID, name: String) {
+        self.organizationId = organizationId
+        self.name = name
+    }
 }
 
 public struct MemberJoined: DomainEvent {
@@ -35,6 +50,13 @@ public struct MemberJoined: DomainEvent {
     public var role: Role
     /// How the member joined: `created-organization` or `invitation`.
     public var via: String
+
+    public init(organizationId: UUID, userId: UUID, role: Role, via: String) {
+        self.organizationId = organizationId
+        self.userId = userId
+        self.role = role
+        self.via = via
+    }
 }
 
 public struct MemberRoleChanged: DomainEvent {
@@ -44,6 +66,13 @@ public struct MemberRoleChanged: DomainEvent {
     public var userId: UUID
     public var role: Role
     public var previousRole: Role
+
+    public init(organizationId: UUID, userId: UUID, role: Role, previousRole: Role) {
+        self.organizationId = organizationId
+        self.userId = userId
+        self.role = role
+        self.previousRole = previousRole
+    }
 }
 
 public struct MemberRemoved: DomainEvent {
@@ -51,6 +80,11 @@ public struct MemberRemoved: DomainEvent {
     public static let schemaVersion = 1
     public var organizationId: UUID
     public var userId: UUID
+
+    public init(organizationId: UUID, userId: UUID) {
+        self.organizationId = organizationId
+        self.userId = userId
+    }
 }
 
 public struct InvitationCreated: DomainEvent {
@@ -60,6 +94,13 @@ public struct InvitationCreated: DomainEvent {
     public var invitationId: UUID
     public var role: Role
     public var expiresAt: Date
+
+    public init(organizationId: UUID, invitationId: UUID, role: Role, expiresAt: Date) {
+        self.organizationId = organizationId
+        self.invitationId = invitationId
+        self.role = role
+        self.expiresAt = expiresAt
+    }
 }
 
 public struct SiteCreated: DomainEvent {
@@ -71,6 +112,15 @@ public struct SiteCreated: DomainEvent {
     public var domain: String
     public var timezone: String
     public var publicKey: String
+
+    public init(siteId: UUID, organizationId: UUID, name: String, domain: String, timezone: String, publicKey: String) {
+        self.siteId = siteId
+        self.organizationId = organizationId
+        self.name = name
+        self.domain = domain
+        self.timezone = timezone
+        self.publicKey = publicKey
+    }
 }
 
 /// Same body as `site.created`, with the site's current values.
@@ -83,6 +133,15 @@ public struct SiteUpdated: DomainEvent {
     public var domain: String
     public var timezone: String
     public var publicKey: String
+
+    public init(siteId: UUID, organizationId: UUID, name: String, domain: String, timezone: String, publicKey: String) {
+        self.siteId = siteId
+        self.organizationId = organizationId
+        self.name = name
+        self.domain = domain
+        self.timezone = timezone
+        self.publicKey = publicKey
+    }
 }
 
 public struct SiteDeleted: DomainEvent {
@@ -90,6 +149,11 @@ public struct SiteDeleted: DomainEvent {
     public static let schemaVersion = 1
     public var siteId: UUID
     public var organizationId: UUID
+
+    public init(siteId: UUID, organizationId: UUID) {
+        self.siteId = siteId
+        self.organizationId = organizationId
+    }
 }
 
 public struct SiteKeysRotated: DomainEvent {
@@ -100,4 +164,11 @@ public struct SiteKeysRotated: DomainEvent {
     /// The widget key is unchanged by a rotation of the secret key; carried so consumers can verify it.
     public var publicKey: String
     public var rotatedAt: Date
+
+    public init(siteId: UUID, organizationId: UUID, publicKey: String, rotatedAt: Date) {
+        self.siteId = siteId
+        self.organizationId = organizationId
+        self.publicKey = publicKey
+        self.rotatedAt = rotatedAt
+    }
 }

@@ -1,0 +1,54 @@
+import HeraldStorage
+
+/// The Integrations service's tables (PostgreSQL schema `integrations`).
+enum IntegrationTables {
+    /// Responses to requests that carried an `Idempotency-Key`, kept 24 hours.
+    static let idempotencyKeys = Table("integrations", "idempotency_keys")
+}
+
+extension IntegrationsService {
+    public static let migrations = MigrationSet(
+        owner: "integrations",
+        migrations: [
+            Migration(
+                version: 1,
+                name: "idempotency keys",
+                sqlite: [
+                    """
+                    CREATE TABLE integrations_idempotency_keys (
+                        site_id TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        organization_id TEXT NOT NULL,
+                        request_hash TEXT NOT NULL,
+                        status INTEGER NOT NULL,
+                        response TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (site_id, key)
+                    )
+                    """
+                ],
+                postgres: [
+                    "CREATE SCHEMA IF NOT EXISTS integrations",
+                    """
+                    CREATE TABLE integrations.idempotency_keys (
+                        site_id UUID NOT NULL,
+                        key TEXT NOT NULL,
+                        organization_id UUID NOT NULL,
+                        request_hash TEXT NOT NULL,
+                        status INTEGER NOT NULL,
+                        response TEXT NOT NULL,
+                        created_at TIMESTAMPTZ NOT NULL,
+                        PRIMARY KEY (site_id, key)
+                    )
+                    """,
+                    "ALTER TABLE integrations.idempotency_keys ENABLE ROW LEVEL SECURITY",
+                    "ALTER TABLE integrations.idempotency_keys FORCE ROW LEVEL SECURITY",
+                    """
+                    CREATE POLICY tenant_isolation ON integrations.idempotency_keys
+                    USING (organization_id = NULLIF(current_setting('herald.org_id', true), '')::uuid)
+                    """,
+                ]
+            )
+        ]
+    )
+}

@@ -1,0 +1,169 @@
+import Crypto
+import Foundation
+import HeraldCore
+import HeraldStorage
+import Logging
+import NIOCore
+
+/// The widget's feeds as encoded bytes with their ETags, rebuilt when something they show changes.
+///
+/// Reads vastly outnumber changes, so a feed request never encodes JSON: it returns the bytes of the last
+/// build. A change (an activity, a notification published or paused, a site setting) drops the site's entry;
+/// the next request rebuilds it once, however many requests arrive meanwhile. New activities are also pushed
+/// to open pages; bursts are coalesced so a flood of activities cannot become a flood of popups.
+actor FeedCache {
+    struct Entry: Sendable {
+        var siteId: UUID
+        var organizationId: UUID
+        var bytes: ByteBuffer
+        var etag: String
+        var builtAt: Date
+        var document: FeedDocument
+    }
+
+    enum Reason: Sendable {
+        case activity(UUID)
+        case notificationsChanged
+        case siteChanged
+    }
+
+    let database: any Database
+    let builder = FeedBuilder()
+    let sites = SiteStore()
+    let stream: LiveStream
+    let logger: Logger
+    /// Pushes of new activities to open pages are grouped over this interval, at most this many per group.
+    let pushInterval: Duration
+    static let maxPushesPerInterval = 3
+
+    private var entries: [UUID: Entry] = [:]
+    private var routes: [String: (siteId: UUID, organizationId: UUID)] = [:]
+    private var builds: [UUID: Task<Entry?, any Error>] = [:]
+    private var pendingActivities: [UUID: [UUID]] = [:]
+    private var pushScheduled: Set<UUID> = []
+    /// Bumped on each invalidation, so a build that started before it is not cached as current.
+    private var generations: [UUID: Int] = [:]
+
+    init(database: any Database, stream: LiveStream, logger: Logger, pushInterval: Duration = .milliseconds(200)) {
+        self.database = database
+        self.stream = stream
+        self.logger = logger
+        self.pushInterval = pushInterval
+    }
+
+    /// The site a public key belongs to, or nil for an unknown key.
+    func route(publicKey: String) async throws -> (siteId: UUID, organizationId: UUID)? {
+        if let route = routes[publicKey] { return route }
+        guard publicKey.hasPrefix("pk_"), publicKey.utf8.count <= 64 else { return nil }
+        let sites = self.sites
+        guard let route = try await database.transaction(.system, { try await sites.route(publicKey: publicKey, in: $0) }) else {
+            return nil
+        }
+        if routes.count > 100_000 { routes.removeAll() }
+        routes[publicKey] = route
+        return route
+    }
+
+    /// The current feed of the site behind `publicKey`.
+    func feed(publicKey: String) async throws -> Entry? {
+        guard let route = try await route(publicKey: publicKey) else { return nil }
+        return try await feed(siteId: route.siteId, organizationId: route.organizationId)
+    }
+
+    func feed(siteId: UUID, organizationId: UUID) async throws -> Entry? {
+        if let entry = entries[siteId] { return entry }
+        if let build = builds[siteId] { return try await build.value }
+        let generation = generations[siteId, default: 0]
+        let database = self.database
+        let builder = self.builder
+        let build = Task { () -> Entry? in
+            guard
+                let document = try await database.transaction(
+                    .organization(organizationId),
+                    { tx in
+                        try await builder.build(siteId: siteId, in: tx)
+                    })
+            else { return nil }
+            let data = try JSONEncoder.herald.encode(document)
+            let digest = SHA256.hash(data: data).prefix(12).map { String(format: "%02x", $0) }.joined()
+            return Entry(
+                siteId: siteId, organizationId: organizationId, bytes: ByteBuffer(bytes: data), etag: "\"\(digest)\"", builtAt: Date(),
+                document: document
+            )
+        }
+        builds[siteId] = build
+        defer { builds[siteId] = nil }
+        let entry = try await build.value
+        if let entry, generations[siteId, default: 0] == generation { entries[siteId] = entry }
+        return entry
+    }
+
+    /// Drops a site's feed; for a new activity, also schedules a push to open pages.
+    func invalidate(siteId: UUID, reason: Reason) {
+        entries[siteId] = nil
+        generations[siteId, default: 0] += 1
+        switch reason {
+        case .siteChanged:
+            routes = routes.filter { $0.value.siteId != siteId }
+            stream.publish(siteId: siteId, event: "feed", data: "{}")
+        case .notificationsChanged:
+            stream.publish(siteId: siteId, event: "feed", data: "{}")
+        case .activity(let activityId):
+            guard stream.hasListeners(siteId: siteId) else { return }
+            pendingActivities[siteId, default: []].append(activityId)
+            if pushScheduled.insert(siteId).inserted {
+                let interval = pushInterval
+                Task { [weak self] in
+                    try? await Task.sleep(for: interval)
+                    await self?.pushPending(siteId: siteId)
+                }
+            }
+        }
+    }
+
+    /// Sends the newest pending activities, rendered exactly as the feed renders them, to the site's open pages.
+    private func pushPending(siteId: UUID) async {
+        pushScheduled.remove(siteId)
+        let pending = pendingActivities.removeValue(forKey: siteId) ?? []
+        guard !pending.isEmpty else { return }
+        let sites = self.sites
+        guard let organizationId = (try? await database.transaction(.system, { try await sites.routeSite(siteId, in: $0) })) ?? nil else {
+            return
+        }
+        do {
+            guard let entry = try await feed(siteId: siteId, organizationId: organizationId) else { return }
+            let wanted = Set(pending.suffix(Self.maxPushesPerInterval))
+            var pushes: [UUID: [LivePush.Item]] = [:]
+            for notification in entry.document.notifications {
+                for item in notification.items ?? [] where wanted.contains(item.id) {
+                    pushes[item.id, default: []].append(LivePush.Item(notificationId: notification.id, item: item))
+                }
+            }
+            for activityId in pending.suffix(Self.maxPushesPerInterval) {
+                guard let items = pushes[activityId] else { continue }
+                let data = try JSONEncoder.herald.encode(LivePush(activityId: activityId, items: items))
+                stream.publish(siteId: siteId, event: "activity", data: String(decoding: data, as: UTF8.self))
+            }
+        } catch {
+            logger.warning("could not push new activity", metadata: ["site": "\(siteId)", "error": "\(error)"])
+        }
+    }
+}
+
+/// An `activity` event on the live stream: the new activity rendered for each notification that shows it.
+struct LivePush: Encodable, Sendable {
+    struct Item: Encodable, Sendable {
+        var notificationId: UUID
+        var item: FeedNotification.Item
+    }
+
+    var activityId: UUID
+    var items: [Item]
+}
+
+extension SiteStore {
+    /// The organization that owns a site, from the tenant-free key table.
+    func routeSite(_ siteId: UUID, in tx: any SQLExecutor) async throws -> UUID? {
+        try await tx.queryFirst("SELECT organization_id FROM \(NotificationTables.siteKeys) WHERE site_id = \(siteId)")?.get("organization_id")
+    }
+}

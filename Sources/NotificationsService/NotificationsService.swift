@@ -1,0 +1,102 @@
+import Foundation
+import HeraldContracts
+import HeraldCore
+import HeraldEvents
+import HeraldHTTP
+import HeraldSecurity
+import HeraldStorage
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The Notifications service: notifications, templates, targeting rules and A/B tests, and their delivery to
+/// visitors' pages (the widget, its feed, the live stream and the beacons it sends back).
+public struct NotificationsService: Sendable {
+    let database: any Database
+    let bus: any EventBus
+    let access: AccessControl
+    let logger: Logger
+    let feeds: FeedCache
+    let stream: LiveStream
+    let presence: PresenceTracker
+    let beacons: BeaconWriter
+    let widget: WidgetAsset
+    let options: Options
+    let notifications = NotificationStore()
+    let templates = TemplateStore()
+    let sites = SiteStore()
+    let activities = ActivityStore()
+
+    /// Operator settings for delivery.
+    public struct Options: Sendable {
+        /// The request header a CDN or proxy puts the visitor's country in (`CF-IPCountry`).
+        public var countryHeader: String
+        /// `Cache-Control: max-age` of the widget feed; a pause or a new activity reaches new page views within it.
+        public var feedMaxAge: Int
+        /// How often open live streams get a keep-alive comment.
+        public var pingInterval: Duration
+        /// New activities pushed to open pages are grouped over this interval.
+        public var pushInterval: Duration
+
+        public init(
+            countryHeader: String = "CF-IPCountry", feedMaxAge: Int = 5, pingInterval: Duration = .seconds(15),
+            pushInterval: Duration = .milliseconds(200)
+        ) {
+            self.countryHeader = countryHeader
+            self.feedMaxAge = feedMaxAge
+            self.pingInterval = pingInterval
+            self.pushInterval = pushInterval
+        }
+    }
+
+    public init(database: any Database, bus: any EventBus, access: AccessControl, options: Options = Options(), logger: Logger) {
+        self.database = database
+        self.bus = bus
+        self.access = access
+        self.logger = logger
+        self.options = options
+        let stream = LiveStream()
+        self.stream = stream
+        self.feeds = FeedCache(database: database, stream: stream, logger: logger, pushInterval: options.pushInterval)
+        self.presence = PresenceTracker()
+        self.beacons = BeaconWriter(database: database, bus: bus)
+        self.widget = WidgetAsset.load()
+    }
+
+    /// The event consumers this service runs.
+    public var consumers: [any EventConsumer] {
+        [SiteDirectoryConsumer(feeds: feeds), ActivityConsumer(feeds: feeds)]
+    }
+
+    /// Long-running parts: live-stream keep-alives and shutdown, presence pruning.
+    public var services: [any Service] {
+        [LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence)]
+    }
+
+    public func addRoutes(to router: some RouterMethods<HeraldRequestContext>) {
+        addManagementRoutes(to: router)
+        addWidgetRoutes(to: router)
+    }
+
+    /// Runs `body` in a transaction, then wakes consumers and refreshes the site's feed.
+    func write<T: Sendable>(_ grant: SiteAccess, _ body: (any SQLExecutor) async throws -> T) async throws -> T {
+        let result = try await database.transaction(grant.scope, body)
+        bus.didCommitEvents()
+        await feeds.invalidate(siteId: grant.siteId, reason: .notificationsChanged)
+        return result
+    }
+}
+
+/// Forgets visitors who left, once a minute.
+struct PresencePruner: Service {
+    let presence: PresenceTracker
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                presence.prune()
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import HeraldContracts
+import HeraldCore
+import HeraldHTTP
+import HeraldSecurity
+import Hummingbird
+import NIOCore
+import NIOFoundationCompat
+import ServiceLifecycle
+
+/// The widget script, loaded once from the bundle, with its ETag.
+struct WidgetAsset: Sendable {
+    var bytes: ByteBuffer
+    var etag: String
+
+    static func load() -> WidgetAsset {
+        let data = Bundle.module.url(forResource: "widget", withExtension: "js").flatMap { try? Data(contentsOf: $0) } ?? Data()
+        let digest = SHA256.hash(data: data).prefix(12).map { String(format: "%02x", $0) }.joined()
+        return WidgetAsset(bytes: ByteBuffer(data: data), etag: "\"\(digest)\"")
+    }
+}
+
+/// The public widget paths may be called from any origin and embedded cross-origin; their errors carry the
+/// same headers so the widget can read them. Only these paths allow this.
+struct WidgetCORSMiddleware: RouterMiddleware {
+    typealias Context = HeraldRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        if request.method == .options {
+            response = Response(status: .noContent)
+            response.headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
+            response.headers[.accessControlAllowHeaders] = "Content-Type"
+            response.headers[.accessControlMaxAge] = "86400"
+        } else {
+            do {
+                response = try await next(request, context)
+            } catch {
+                response = ProblemMiddleware.response(
+                    for: ProblemMiddleware.heraldError(for: error, request: request), request: request, context: context)
+            }
+        }
+        response.headers[.accessControlAllowOrigin] = "*"
+        response.headers[.crossOriginResourcePolicy] = "cross-origin"
+        return response
+    }
+}
+
+struct BeaconRequest: Decodable {
+    struct Event: Decodable {
+        var type: String
+        var notificationId: UUID?
+        var variantId: UUID?
+        var activityId: UUID?
+        var goal: String?
+        var path: String?
+        /// Milliseconds since 1970, by the visitor's clock.
+        var at: Double?
+    }
+
+    var visitorId: String
+    var events: [Event]
+}
+
+struct BeaconResponse: Encodable, Sendable {
+    var accepted: Int
+}
+
+struct PresenceBody: Encodable, Sendable {
+    var path: String
+    var visitors: Int
+}
+
+struct ContextBody: Encodable, Sendable {
+    var country: String?
+}
+
+extension NotificationsService {
+    static let beaconTypes: Set<String> = ["impression", "hover", "click", "close", "conversion", "heartbeat"]
+    static let maxBeaconBody = 16 * 1024
+
+    func addWidgetRoutes(to router: some RouterMethods<HeraldRequestContext>) {
+        let asset = widget
+        router.get("widget.js") { request, _ -> Response in
+            if request.headers[.ifNoneMatch] == asset.etag {
+                return Response(status: .notModified, headers: Self.scriptHeaders(asset))
+            }
+            var headers = Self.scriptHeaders(asset)
+            headers[.contentType] = "application/javascript; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: asset.bytes))
+        }
+        let group = router.group("widget/v1").add(middleware: WidgetCORSMiddleware())
+        for path in [":publicKey/feed", ":publicKey/stream", ":publicKey/beacons", ":publicKey/presence", ":publicKey/context"] {
+            group.on(RouterPath(path), method: .options) { _, _ in Response(status: .noContent) }
+        }
+        group.get(":publicKey/feed", use: feed)
+        group.get(":publicKey/stream", use: liveStream)
+        group.post(":publicKey/beacons", use: recordBeacons)
+        group.get(":publicKey/presence", use: presenceCount)
+        group.get(":publicKey/context", use: visitorContext)
+    }
+
+    static func scriptHeaders(_ asset: WidgetAsset) -> HTTPFields {
+        [
+            .cacheControl: "public, max-age=300", .eTag: asset.etag, .accessControlAllowOrigin: "*", .crossOriginResourcePolicy: "cross-origin",
+        ]
+    }
+
+    func route(_ context: HeraldRequestContext) async throws -> (siteId: UUID, organizationId: UUID) {
+        guard let key = context.parameters.get("publicKey"), let route = try await feeds.route(publicKey: key) else {
+            throw HeraldError.notFound("No site has this public key; check the data-site attribute of the embed snippet. The site")
+        }
+        return route
+    }
+
+    /// The page's feed, from pre-encoded bytes; `If-None-Match` gets 304.
+    @Sendable func feed(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        guard let key = context.parameters.get("publicKey"), let entry = try await feeds.feed(publicKey: key) else {
+            throw HeraldError.notFound("No site has this public key; check the data-site attribute of the embed snippet. The site")
+        }
+        let headers: HTTPFields = [
+            .eTag: entry.etag,
+            .cacheControl: "public, max-age=\(options.feedMaxAge), stale-if-error=60",
+        ]
+        if let match = request.headers[.ifNoneMatch],
+            match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == entry.etag })
+        {
+            return Response(status: .notModified, headers: headers)
+        }
+        var full = headers
+        full[.contentType] = "application/json; charset=utf-8"
+        return Response(status: .ok, headers: full, body: ResponseBody(byteBuffer: entry.bytes))
+    }
+
+    /// Server-Sent Events: `hello` on connect (with the visitor's country when known), `activity` for each new
+    /// activity rendered for the notifications that show it, `feed` when the feed changed (refetch it).
+    @Sendable func liveStream(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let site = try await route(context)
+        let subscription: (messages: AsyncStream<ByteBuffer>, close: @Sendable () -> Void)
+        do {
+            subscription = try stream.subscribe(siteId: site.siteId)
+        } catch {
+            throw HeraldError(
+                status: 503, slug: "stream-unavailable", title: "Service unavailable",
+                detail: "Too many live connections; the widget falls back to polling.", headers: [("Retry-After", "30")]
+            )
+        }
+        let country = Self.country(request, header: options.countryHeader)
+        let hello = "retry: 3000\nevent: hello\ndata: {\"country\":\(country.map { "\"\($0)\"" } ?? "null")}\n\n"
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/event-stream", .cacheControl: "no-cache, no-transform", .init("X-Accel-Buffering") ?? .via: "no",
+            ],
+            body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: hello))
+                // Ends when the page goes away, the stream is closed, or Herald shuts down gracefully.
+                try await withGracefulShutdownHandler {
+                    for await message in subscription.messages { try await writer.write(message) }
+                } onGracefulShutdown: {
+                    subscription.close()
+                }
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    /// Batched interactions from the widget, accepted once durable. Heartbeats only update presence.
+    @Sendable func recordBeacons(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<BeaconResponse> {
+        let site = try await route(context)
+        var body = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collectBody(upTo: Self.maxBeaconBody)
+        } catch {
+            throw HeraldError.payloadTooLarge(limit: Self.maxBeaconBody)
+        }
+        let batch = try JSONBody.decode(BeaconRequest.self, from: Data(buffer: buffer))
+        var validator = Validator()
+        let visitor = batch.visitorId
+        if !(8...64).contains(visitor.count) || !visitor.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+            validator.add("visitorId", "must be 8 to 64 letters, digits, '-' or '_'")
+        }
+        if !(1...50).contains(batch.events.count) { validator.add("events", "must hold 1 to 50 events") }
+        let now = Date()
+        var beacons: [Beacon] = []
+        for (index, event) in batch.events.prefix(50).enumerated() {
+            guard Self.beaconTypes.contains(event.type) else {
+                validator.add("events.\(index).type", "must be one of \(Self.beaconTypes.sorted().joined(separator: ", "))")
+                continue
+            }
+            let path = event.path.map { String($0.prefix(500)) }
+            if event.type == "heartbeat" {
+                presence.heartbeat(siteId: site.siteId, path: path ?? "/", visitorId: visitor, at: now)
+                continue
+            }
+            if event.type != "conversion" && event.notificationId == nil {
+                validator.add("events.\(index).notificationId", "is required for \(event.type) events")
+            }
+            if let goal = event.goal, goal.count > 100 { validator.add("events.\(index).goal", "must be at most 100 characters") }
+            // A visitor's clock may be wrong; accept it within a day, otherwise use the time of arrival.
+            let reported = event.at.map { Date(timeIntervalSince1970: $0 / 1000) }
+            let occurredAt = reported.flatMap { abs($0.timeIntervalSince(now)) < 86_400 ? $0 : nil } ?? now
+            beacons.append(
+                Beacon(
+                    type: event.type, notificationId: event.notificationId, variantId: event.variantId, activityId: event.activityId,
+                    goal: event.goal, path: path, occurredAt: occurredAt
+                )
+            )
+        }
+        try validator.check()
+        if !beacons.isEmpty {
+            try await self.beacons.write(
+                BeaconsRecorded(siteId: site.siteId, visitorId: visitor, receivedAt: now, beacons: beacons),
+                organizationId: site.organizationId
+            )
+        }
+        return JSONResponse(BeaconResponse(accepted: batch.events.count), status: .accepted, headers: [.cacheControl: "no-store"])
+    }
+
+    @Sendable func presenceCount(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<PresenceBody> {
+        let site = try await route(context)
+        let path = String((request.uri.queryParameters.get("path") ?? "/").prefix(500))
+        return JSONResponse(
+            PresenceBody(path: path, visitors: presence.count(siteId: site.siteId, path: path)),
+            headers: [.cacheControl: "public, max-age=10"]
+        )
+    }
+
+    @Sendable func visitorContext(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ContextBody> {
+        _ = try await route(context)
+        return JSONResponse(ContextBody(country: Self.country(request, header: options.countryHeader)), headers: [.cacheControl: "private, no-store"])
+    }
+
+    /// The visitor's country from the configured header, when it is a two-letter code.
+    static func country(_ request: Request, header: String) -> String? {
+        guard let name = HTTPField.Name(header), let value = request.headers[name]?.uppercased(), value.count == 2,
+            value.allSatisfy({ $0.isASCII && $0.isLetter }), value != "XX"
+        else { return nil }
+        return value
+    }
+}

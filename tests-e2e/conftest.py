@@ -1,0 +1,116 @@
+"""Black-box tests of the real `herald` binary: processes, sockets, signals, files.
+
+The test script builds the binary and exports HERALD_BIN; PostgreSQL URLs come from the same script.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+
+HERALD_BIN = os.environ.get("HERALD_BIN", os.path.join(os.path.dirname(__file__), "..", ".build", "debug", "herald"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_postgres_url():
+    """A new, empty database owned by Herald's non-superuser role, or None without PostgreSQL."""
+    admin = os.environ.get("HERALD_TEST_POSTGRES_ADMIN_URL")
+    base = os.environ.get("HERALD_TEST_POSTGRES_URL")
+    if not admin or not base:
+        return None
+    name = "herald_e2e_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name} OWNER herald"], check=True)
+    return base.replace("/herald?", f"/{name}?")
+
+
+class Herald:
+    """A running `herald serve` process on its own port and data directory."""
+
+    def __init__(self, data_dir=None, database_url=None, env=None, args=()):
+        self.port = free_port()
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="herald-e2e-")
+        self.database_url = database_url
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.args = list(args)
+        self.proc = None
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout=30):
+        cmd = [HERALD_BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir, *self.args]
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        self.log = open(os.path.join(self.data_dir, "stdout.log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"herald exited with {self.proc.returncode}: {self.output()}")
+            try:
+                if requests.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("herald did not become ready: " + self.output())
+
+    def output(self):
+        try:
+            with open(os.path.join(self.data_dir, "stdout.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise
+        return self.proc.returncode if self.proc else None
+
+    # Convenience API calls -----------------------------------------------------------------
+    def url(self, path):
+        return self.base + path
+
+    def signup(self, email=None, password="a long passphrase", name="E2E User"):
+        email = email or f"e2e-{uuid.uuid4().hex[:8]}@example.com"
+        r = requests.post(self.url("/auth/signup"), json={"email": email, "password": password, "name": name})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        return {"token": body["accessToken"], "refresh": body["refreshToken"], "id": body["user"]["id"], "email": email}
+
+    def auth(self, token):
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request):
+    if request.param == "postgres":
+        url = fresh_postgres_url()
+        if url is None:
+            if os.environ.get("HERALD_TEST_REQUIRE_POSTGRES") == "1":
+                pytest.fail("PostgreSQL is required but not configured")
+            pytest.skip("no PostgreSQL configured")
+        return url
+    return None
+
+
+@pytest.fixture
+def herald(store):
+    server = Herald(database_url=store, env={"HERALD_BCRYPT_COST": "10"}).start()
+    yield server
+    server.stop()
