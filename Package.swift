@@ -169,6 +169,7 @@ let package = Package(
             name: "HeraldTests",
             dependencies: [
                 "HeraldApp", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "UsersService",
+                "NotificationsService", "IntegrationsService", "AnalyticsService", "HeraldContracts",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),

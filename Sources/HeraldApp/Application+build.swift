@@ -17,7 +17,9 @@ import UsersService
 /// Builds the Herald application for a configuration: opens the store, loads keys, composes the selected
 /// services behind one router with the shared middleware, and registers the background services.
 public func buildApplication(_ config: HeraldConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
-    if config.databaseURL == nil { try HeraldRuntime.prepareDataDirectory(config.dataDirectory) }
+    // The data directory holds the embedded store and, unless keys come from the environment, the key file.
+    let keysFromEnvironment = KeyRing.environmentVariables.allSatisfy { config.environment[$0] != nil }
+    if config.databaseURL == nil || !keysFromEnvironment { try HeraldRuntime.prepareDataDirectory(config.dataDirectory) }
     let (keyRing, keySource) = try KeyRing.load(environment: config.environment, dataDirectory: config.dataDirectory)
     logger.info("keys loaded", metadata: ["source": "\(keySource)"])
 

@@ -225,7 +225,9 @@ struct PostgresExecutor: SQLExecutor {
         case .float4, .float8:
             return .double(try cell.decode(Double.self))
         case .numeric:
-            return .double(Double(try cell.decode(String.self)) ?? 0)
+            let decimal = try cell.decode(Decimal.self)
+            let double = NSDecimalNumber(decimal: decimal).doubleValue
+            return double.rounded() == double && abs(double) < 9e15 ? .int(Int64(double)) : .double(double)
         case .uuid:
             return .uuid(try cell.decode(UUID.self))
         case .timestamptz, .timestamp:

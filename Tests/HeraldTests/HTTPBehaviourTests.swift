@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HeraldCore
 import HeraldHTTP
 import Hummingbird
 import HummingbirdTesting
@@ -29,10 +30,15 @@ struct HTTPBehaviourTests {
     }
 
     @Test(arguments: TestStore.available)
-    func unknownRoutesAndMethodsAre404Problems(store: TestStore) async throws {
+    func unknownRoutesAre404AndWrongMethods405(store: TestStore) async throws {
         try await withApp(store) { client, _ in
             expectProblem(try await client.call(.get, "/no/such/thing"), .notFound)
-            expectProblem(try await client.call(.delete, "/auth/signup"), .notFound)
+            let wrongMethod = try await client.call(.delete, "/auth/signup")
+            expectProblem(wrongMethod, .methodNotAllowed)
+            #expect(wrongMethod.headers[.allow] == "POST")
+            let withParameter = try await client.call(.put, "/organizations/\(UUID().lowercased)/audit-logs")
+            expectProblem(withParameter, .methodNotAllowed)
+            #expect(withParameter.headers[.allow]?.contains("GET") == true)
         }
     }
 

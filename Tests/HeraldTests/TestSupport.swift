@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HeraldApp
 import HeraldCore
+import HeraldHTTP
 import HeraldStorage
 import Hummingbird
 import HummingbirdTesting
@@ -187,4 +188,63 @@ func expectProblem(_ result: JSONResult, _ status: HTTPResponse.Status, sourceLo
     #expect(result.json["status"] as? Int == Int(status.code), sourceLocation: sourceLocation)
     #expect((result["type"] ?? "").hasPrefix("/problems/"), sourceLocation: sourceLocation)
     #expect(!(result["detail"] ?? "").isEmpty, sourceLocation: sourceLocation)
+}
+
+/// Polls until `condition` holds (event consumers run asynchronously), failing after `timeout`.
+func eventually(
+    timeout: Duration = .seconds(10),
+    _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
+}
+
+/// An organization with a site, ready for notifications.
+struct SiteFixture: Sendable {
+    var token: String
+    var organization: String
+    var site: String
+    var publicKey: String
+    var secretKey: String
+}
+
+extension TestClientProtocol {
+    func siteFixture() async throws -> SiteFixture {
+        let owner = try await signup()
+        let org = try await createOrganization(owner.token)
+        let site = try await createSite(owner.token, organization: org)
+        // The Notifications service learns about the site from its event; wait until the widget key resolves.
+        try await eventually("the site to reach the notifications service") {
+            try await call(.get, "/widget/v1/\(site.publicKey)/feed").status == .ok
+        }
+        return SiteFixture(token: owner.token, organization: org, site: site.id, publicKey: site.publicKey, secretKey: site.secretKey)
+    }
+
+    func createNotification(_ fixture: SiteFixture, _ body: [String: Any], publish: Bool = true) async throws -> String {
+        let created = try await call(.post, "/sites/\(fixture.site)/notifications", json: body, token: fixture.token)
+        try #require(created.status == .created, "create notification failed: \(created.text)")
+        let id = try #require(created["id"])
+        if publish {
+            let published = try await call(.post, "/sites/\(fixture.site)/notifications/\(id)/publish", token: fixture.token)
+            try #require(published.status == .ok)
+        }
+        return id
+    }
+
+    func feedItems(_ fixture: SiteFixture) async throws -> [[String: Any]] {
+        let feed = try await call(.get, "/widget/v1/\(fixture.publicKey)/feed")
+        return (feed.json["notifications"] as? [[String: Any]]) ?? []
+    }
+
+    func recordActivity(_ fixture: SiteFixture, _ body: [String: Any], key: String? = nil) async throws -> JSONResult {
+        var headers: HTTPFields = [:]
+        if let key { headers[.idempotencyKey] = key }
+        return try await call(.post, "/sites/\(fixture.site)/activities", json: body, token: fixture.secretKey, headers: headers)
+    }
 }
