@@ -25,6 +25,8 @@ trap cleanup EXIT
 # --- dependencies -------------------------------------------------------------------------------
 need_apt=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -34,7 +36,7 @@ fi
 PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 
 PY=python3
-if ! $PY -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then
+if ! $PY -c 'import schemathesis, openapi_spec_validator, selenium, rjsmin' 2>/dev/null; then
   log "installing Python test tools from PyPI"
   $PY -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
@@ -71,7 +73,7 @@ log "building the herald binary"
 swift build --product herald
 export HERALD_BIN="$ROOT/.build/debug/herald"
 export HERALD_TEST_WORK="$WORK"
-log "running the black-box tests (CLI, live server, OpenAPI, schemathesis)"
+log "running the black-box tests (CLI, live server, widget in Chromium, OpenAPI, schemathesis)"
 $PY -m pytest -q -p no:cacheprovider tests-e2e "$@"
 
 log "all tests passed"

@@ -14,6 +14,7 @@ import uuid
 import pytest
 import requests
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 HERALD_BIN = os.environ.get("HERALD_BIN", os.path.join(os.path.dirname(__file__), "..", ".build", "debug", "herald"))
 
 

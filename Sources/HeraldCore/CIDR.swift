@@ -34,12 +34,13 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             .joined(separator: ":")
     }
 
-    static func parseIPv4(_ text: String) -> [UInt8]? {
+    /// Dotted-quad IPv4 only (`192.0.2.1`), nothing else.
+    public static func parseIPv4(_ text: String) -> [UInt8]? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var result: [UInt8] = []
         for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let value = UInt8(part) else { return nil }
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt8(part) else { return nil }
             result.append(value)
         }
         return result

@@ -20,7 +20,7 @@ public struct Validator: Sendable {
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty {
             add(field, "must not be blank")
-        } else if trimmed.count > maxLength {
+        } else if trimmed.unicodeScalars.count > maxLength {
             add(field, "must be at most \(maxLength) characters")
         } else if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             add(field, "must not contain control characters")

@@ -70,6 +70,7 @@ public struct AccessControl: Sendable {
     }
 
     public func site(_ siteId: UUID, _ permission: Permission, context: HeraldRequestContext) async throws -> SiteAccess {
+        if let failure = context.authenticationFailure { throw failure }
         switch context.principal {
         case .none:
             throw HeraldError.unauthorized()

@@ -231,30 +231,39 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization] else {
             return try await next(request, context)
         }
+        var context = context
+        do {
+            context.principal = try await authenticate(header)
+            if case .user(let userId, _) = context.principal { context.logger[metadataKey: "user_id"] = .string(userId.lowercased) }
+        } catch let error as HeraldError {
+            // Refused credentials matter only to routes that need a caller: a client with an expired token can
+            // still sign in, refresh or read the health endpoints.
+            context.authenticationFailure = error
+        }
+        return try await next(request, context)
+    }
+
+    func authenticate(_ header: String) async throws -> Principal {
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw HeraldError.unauthorized("Use 'Authorization: Bearer <token>'.")
         }
         let credential = parts[1].trimmingCharacters(in: .whitespaces)
-        var context = context
         if credential.hasPrefix("sk_") {
             guard let site = try await directory.site(forSecretKey: credential) else {
                 throw HeraldError.unauthorized("The secret key is not valid. Keys are shown once; rotate the site's keys to get a new one.")
             }
-            context.principal = .siteKey(siteId: site.siteId, organizationId: site.organizationId)
-        } else {
-            let claims: AccessTokenClaims
-            do {
-                claims = try await tokens.verify(credential)
-            } catch let error as AccessTokenError {
-                throw HeraldError.unauthorized("The access token was refused: \(error). Sign in again or refresh the token.")
-            }
-            guard try await directory.isSessionActive(claims.sessionId, userId: claims.userId) else {
-                throw HeraldError.unauthorized("The session has ended. Sign in again.")
-            }
-            context.principal = .user(userId: claims.userId, sessionId: claims.sessionId)
-            context.logger[metadataKey: "user_id"] = .string(claims.userId.lowercased)
+            return .siteKey(siteId: site.siteId, organizationId: site.organizationId)
         }
-        return try await next(request, context)
+        let claims: AccessTokenClaims
+        do {
+            claims = try await tokens.verify(credential)
+        } catch let error as AccessTokenError {
+            throw HeraldError.unauthorized("The access token was refused: \(error). Sign in again or refresh the token.")
+        }
+        guard try await directory.isSessionActive(claims.sessionId, userId: claims.userId) else {
+            throw HeraldError.unauthorized("The session has ended. Sign in again.")
+        }
+        return .user(userId: claims.userId, sessionId: claims.sessionId)
     }
 }

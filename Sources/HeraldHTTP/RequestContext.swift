@@ -24,6 +24,8 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
     /// The client's address: the socket peer, or the first untrusted hop of `X-Forwarded-For` behind a trusted proxy.
     public var clientIP: String = ""
     public var principal: Principal?
+    /// Why the presented credentials were refused. Public routes ignore it; routes that need a caller throw it.
+    public var authenticationFailure: HeraldError?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -44,6 +46,7 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
 
     /// The signed-in user, or 401.
     public func requireUser() throws -> (userId: UUID, sessionId: UUID) {
+        if let authenticationFailure { throw authenticationFailure }
         guard case .user(let userId, let sessionId) = principal else {
             throw HeraldError.unauthorized(
                 principal == nil

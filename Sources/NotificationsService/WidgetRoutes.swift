@@ -122,7 +122,7 @@ extension NotificationsService {
         }
         let headers: HTTPFields = [
             .eTag: entry.etag,
-            .cacheControl: "public, max-age=\(options.feedMaxAge), stale-if-error=60",
+            .cacheControl: "public, max-age=0, s-maxage=\(options.feedMaxAge), stale-if-error=60",
         ]
         if let match = request.headers[.ifNoneMatch],
             match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == entry.etag })

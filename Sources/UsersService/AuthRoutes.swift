@@ -38,9 +38,9 @@ extension UsersService {
             validator.add(field, "is required")
             return
         }
-        if password.count < PasswordHasher.minimumLength {
+        if password.unicodeScalars.count < PasswordHasher.minimumLength {
             validator.add(field, "must be at least \(PasswordHasher.minimumLength) characters")
-        } else if password.count > PasswordHasher.maximumLength {
+        } else if password.unicodeScalars.count > PasswordHasher.maximumLength {
             validator.add(field, "must be at most \(PasswordHasher.maximumLength) characters")
         }
     }
@@ -93,7 +93,7 @@ extension UsersService {
         let account = try await database.transaction(.system) { try await accounts.find(email: email, in: $0) }
         // The hash is computed even for unknown accounts, so both answers take the same time.
         let matches = try await passwords.verify(String(password.prefix(PasswordHasher.maximumLength)), against: account?.passwordHash)
-        let valid = matches && password.count <= PasswordHasher.maximumLength
+        let valid = matches && password.unicodeScalars.count <= PasswordHasher.maximumLength
         guard let account, valid else {
             let delay = await throttle.recordFailure(emailIndex: emailIndex, ip: meta.ip, now: now)
             try await write(.system) { tx in

@@ -217,7 +217,7 @@ enum SiteDomain {
             guard let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
             host = String(text[..<colon])
         }
-        if IPAddress(host)?.isIPv4 == true || host == "localhost" { return text }
+        if host == "localhost" || (IPAddress.parseIPv4(host) != nil) { return text }
         let labels = host.split(separator: ".", omittingEmptySubsequences: false)
         guard labels.count >= 2, host.count <= 253 else { return nil }
         for label in labels {

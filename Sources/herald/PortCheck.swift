@@ -10,6 +10,7 @@ enum PortCheck {
         let channel: any Channel
         do {
             channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: host, port: port)
                 .wait()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {

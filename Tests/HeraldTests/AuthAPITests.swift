@@ -98,6 +98,23 @@ struct AuthAPITests {
     }
 
     @Test(arguments: TestStore.available)
+    func aStaleAccessTokenDoesNotBlockPublicEndpoints(store: TestStore) async throws {
+        try await withApp(store) { client, _ in
+            let account = try await client.signup()
+            let stale = "eyJhbGciOiJFZERTQSJ9.e30.x"
+            let refreshed = try await client.call(.post, "/auth/refresh", json: ["refreshToken": account.refresh], token: stale)
+            #expect(refreshed.status == .ok)
+            let login = try await client.call(.post, "/auth/login", json: ["email": account.email, "password": "a long passphrase"], token: stale)
+            #expect(login.status == .ok)
+            #expect(try await client.call(.get, "/healthz", token: stale).status == .ok)
+            // Routes that need a caller still refuse it, saying why.
+            let me = try await client.call(.get, "/users/me", token: stale)
+            expectProblem(me, .unauthorized)
+            #expect(me["detail"]?.contains("refused") == true)
+        }
+    }
+
+    @Test(arguments: TestStore.available)
     func logoutEndsTheSession(store: TestStore) async throws {
         try await withApp(store) { client, _ in
             let account = try await client.signup()
