@@ -62,9 +62,6 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
     let notifications = NotificationsService(
         database: database, bus: bus, access: access, options: config.notificationOptions, logger: logger
     )
-    let integrations = IntegrationsService(
-        database: database, bus: bus, access: access, cipher: cipher, limiter: rateLimiter, options: config.integrationOptions, logger: logger
-    )
     let analytics = AnalyticsService(database: database, access: access, logger: logger)
 
     let router = Router(context: HeraldRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -82,7 +79,17 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
         consumers += notifications.consumers
         services += notifications.services
     }
-    if config.services.contains(.integrations) { integrations.addRoutes(to: router) }
+    if config.services.contains(.integrations) {
+        // Built only when it runs: it owns an HTTP client that must be shut down.
+        var integrationOptions = config.integrationOptions
+        integrationOptions.publicBaseURL = config.effectivePublicURL
+        let integrations = IntegrationsService(
+            database: database, bus: bus, access: access, cipher: cipher, limiter: rateLimiter, options: integrationOptions, logger: logger
+        )
+        integrations.addRoutes(to: router)
+        consumers += integrations.consumers
+        services += integrations.services
+    }
     if config.services.contains(.analytics) {
         analytics.addRoutes(to: router)
         consumers += analytics.consumers

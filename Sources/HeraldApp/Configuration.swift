@@ -113,6 +113,41 @@ public struct HeraldConfiguration: Sendable {
             }
             config.integrationOptions.activitiesPerMinute = value
         }
+        if let ranges = environment["HERALD_OUTBOUND_ALLOW_CIDRS"], !ranges.isEmpty {
+            do {
+                config.integrationOptions.outboundAllow = try CIDR.parseList(ranges)
+            } catch let error as HeraldError {
+                throw ConfigurationError("HERALD_OUTBOUND_ALLOW_CIDRS: \(error.detail)")
+            }
+        }
+        if let key = environment["HERALD_SHOPIFY_API_KEY"], !key.isEmpty {
+            guard let secret = environment["HERALD_SHOPIFY_API_SECRET"], !secret.isEmpty else {
+                throw ConfigurationError("HERALD_SHOPIFY_API_KEY is set but HERALD_SHOPIFY_API_SECRET is not")
+            }
+            config.integrationOptions.shopifyApp = ShopifyApp(
+                apiKey: key, apiSecret: secret,
+                scopes: environment["HERALD_SHOPIFY_SCOPES"].flatMap { $0.isEmpty ? nil : $0 } ?? "read_orders,read_customers"
+            )
+        }
+        if let origin = environment["HERALD_SHOPIFY_ADMIN_ORIGIN"], !origin.isEmpty {
+            guard let url = URL(string: origin), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw ConfigurationError("HERALD_SHOPIFY_ADMIN_ORIGIN must be an origin such as http://127.0.0.1:9000")
+            }
+            config.integrationOptions.shopifyAdminOrigin = origin.hasSuffix("/") ? String(origin.dropLast()) : origin
+        }
+        if let schedule = environment["HERALD_WEBHOOK_RETRY_SCHEDULE"], !schedule.isEmpty {
+            let delays = schedule.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard !delays.isEmpty, delays.count <= 20, delays.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                throw ConfigurationError("HERALD_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, such as 0,5,300,1800")
+            }
+            config.integrationOptions.retryPolicy.schedule = delays.compactMap { $0 }
+        }
+        if let after = environment["HERALD_WEBHOOK_DISABLE_AFTER"], !after.isEmpty {
+            guard let value = Int(after), (1...10_000).contains(value) else {
+                throw ConfigurationError("HERALD_WEBHOOK_DISABLE_AFTER must be a number of failed messages from 1 to 10000 (default 50)")
+            }
+            config.integrationOptions.retryPolicy.disableAfter = value
+        }
         config.sessionPolicy.idleTimeout = try seconds(environment, "HERALD_SESSION_IDLE_TIMEOUT", default: config.sessionPolicy.idleTimeout)
         config.sessionPolicy.absoluteTimeout = try seconds(
             environment, "HERALD_SESSION_ABSOLUTE_TIMEOUT", default: config.sessionPolicy.absoluteTimeout

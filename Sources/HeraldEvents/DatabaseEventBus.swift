@@ -27,26 +27,44 @@ public struct DeadLetter: Sendable, Codable {
     public var failedAt: Date
 }
 
-/// Wakes waiting consumers when new events commit; a missed signal only costs one poll interval.
-final class WakeSignal: Sendable {
-    private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
+/// Wakes waiting tasks (consumers, dispatchers) when there is new work; a signal with nobody waiting is kept
+/// for the next wait, and a missed one only costs one poll interval. Waiting ends on cancellation too.
+public final class WakeSignal: Sendable {
+    private struct State {
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var pending = false
+    }
+    private let state = Mutex(State())
 
-    func signalAll() {
-        let continuations = waiters.withLock { waiters in
-            let all = Array(waiters.values)
-            waiters.removeAll()
+    public init() {}
+
+    public func signalAll() {
+        let continuations = state.withLock { state in
+            let all = Array(state.waiters.values)
+            state.waiters.removeAll()
+            if all.isEmpty { state.pending = true }
             return all
         }
         for continuation in continuations { continuation.resume() }
     }
 
-    /// Returns when signalled or after `timeout`, whichever comes first.
-    func wait(timeout: Duration) async {
+    /// Returns when signalled, after `timeout`, or when the task is cancelled, whichever comes first.
+    public func wait(timeout: Duration) async {
         let id = UUID()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
-                    self.waiters.withLock { $0[id] = continuation }
+                    let cancelled = Task.isCancelled
+                    let resumeNow = self.state.withLock { state -> Bool in
+                        if cancelled { return true }
+                        if state.pending {
+                            state.pending = false
+                            return true
+                        }
+                        state.waiters[id] = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
                 }
             }
             group.addTask {
@@ -60,7 +78,7 @@ final class WakeSignal: Sendable {
     }
 
     private func resume(_ id: UUID) {
-        let continuation = waiters.withLock { $0.removeValue(forKey: id) }
+        let continuation = state.withLock { $0.waiters.removeValue(forKey: id) }
         continuation?.resume()
     }
 }

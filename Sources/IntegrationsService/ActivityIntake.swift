@@ -26,14 +26,18 @@ extension IntegrationsService {
     /// Records a real event from the site's server (secret key) or a member, and publishes `activity.captured`.
     /// With an `Idempotency-Key`, a retried request returns the first answer and records nothing twice.
     @Sendable func captureActivity(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
+        try await capture(request, context: context, siteId: try context.uuidParameter("siteId", resource: "Site"), source: "api")
+    }
+
+    /// Records an activity sent by an API client or a Zap.
+    func capture(_ request: Request, context: HeraldRequestContext, siteId: UUID, source: String) async throws -> Response {
         let grant = try await access.site(siteId, .activitiesWrite, context: context)
         let idempotencyKey = try Self.idempotencyKey(request)
         let body = try await request.decodeJSON(as: ActivityRequest.self, context: context)
         let now = Date()
         let activityId = UUID.v7(at: now)
         let provenance = Provenance(
-            source: "api", receivedAt: now, signatureVerified: false,
+            source: source, receivedAt: now, signatureVerified: false,
             authenticatedBy: grant.userId.map { "user:\($0.lowercased)" } ?? "site-key"
         )
         let event = try body.validated(id: activityId, siteId: siteId, now: now, provenance: provenance, cipher: cipher)
@@ -125,6 +129,8 @@ extension IntegrationsService {
 
 /// The body of `POST /sites/{siteId}/activities`: flat camelCase fields.
 struct ActivityRequest: Codable, Sendable {
+    init() {}
+
     var type: String?
     var firstName: String?
     var lastName: String?

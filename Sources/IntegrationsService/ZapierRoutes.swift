@@ -1,0 +1,123 @@
+import Foundation
+import HeraldContracts
+import HeraldCore
+import HeraldHTTP
+import HeraldSecurity
+import HeraldStorage
+import Hummingbird
+
+struct ZapierMe: Encodable, Sendable {
+    var siteId: UUID
+    var organizationId: UUID
+}
+
+struct ZapierHook: Encodable, Sendable {
+    var id: UUID
+}
+
+/// Zapier's REST hooks. A Zap authenticates with the site's secret key (`Authorization: Bearer sk_…`),
+/// subscribes a hook URL to an event, and can create activities.
+extension IntegrationsService {
+    func addZapierRoutes(to router: some RouterMethods<HeraldRequestContext>) {
+        router.get("zapier/me", use: zapierMe)
+        router.post("zapier/hooks", use: zapierSubscribe)
+        router.delete("zapier/hooks/:hookId", use: zapierUnsubscribe)
+        router.get("zapier/samples/:event", use: zapierSamples)
+        router.post("zapier/actions/activities", use: zapierCreateActivity)
+    }
+
+    /// The site of the secret key; Zapier's connection test.
+    func zapierSite(_ context: HeraldRequestContext) throws -> (siteId: UUID, organizationId: UUID) {
+        if let failure = context.authenticationFailure { throw failure }
+        guard case .siteKey(let siteId, let organizationId) = context.principal else {
+            throw HeraldError.unauthorized("Zapier connects with the site's secret key: 'Authorization: Bearer sk_…'.")
+        }
+        return (siteId, organizationId)
+    }
+
+    @Sendable func zapierMe(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ZapierMe> {
+        let site = try zapierSite(context)
+        return JSONResponse(ZapierMe(siteId: site.siteId, organizationId: site.organizationId))
+    }
+
+    @Sendable func zapierSubscribe(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ZapierHook> {
+        let site = try zapierSite(context)
+        var reader = try await BodyReader(request: request, context: context)
+        let url = await checkReceiver(reader.string("hookUrl"), field: "hookUrl", into: &reader.validator)
+        let event = reader.string("event")
+        if event == nil || !OutboundEvents.types.contains(event ?? "") {
+            reader.validator.add("event", "must be one of \(OutboundEvents.types.joined(separator: ", "))")
+        }
+        try reader.validator.check()
+        let now = Date()
+        let endpoint = WebhookEndpoint(
+            id: .v7(at: now), siteId: site.siteId, organizationId: site.organizationId, kind: "zapier", url: url ?? "",
+            description: "Zapier REST hook",
+            eventTypes: [event ?? ""], status: "enabled", disabledReason: nil, secrets: [.init(secret: WebhookSignature.newSecret(), createdAt: now)],
+            consecutiveFailures: 0, createdAt: now, updatedAt: now
+        )
+        try await database.transaction(.organization(site.organizationId)) { try await endpoints.insert(endpoint, in: $0) }
+        return JSONResponse(ZapierHook(id: endpoint.id), status: .created)
+    }
+
+    @Sendable func zapierUnsubscribe(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let site = try zapierSite(context)
+        let id = try context.uuidParameter("hookId", resource: "Hook")
+        try await database.transaction(.organization(site.organizationId)) { tx in
+            guard let endpoint = try await endpoints.find(id, siteId: site.siteId, in: tx), endpoint.kind == "zapier" else {
+                throw HeraldError.notFound("Hook \(id.lowercased)")
+            }
+            try await endpoints.delete(endpoint, in: tx)
+        }
+        return Response(status: .noContent)
+    }
+
+    /// Example bodies for a trigger, in the shape the hook receives, so a Zap can map fields before a real event.
+    @Sendable func zapierSamples(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<[JSONValue]> {
+        let site = try zapierSite(context)
+        let event = context.parameters.get("event") ?? ""
+        guard let sample = Self.sample(event, siteId: site.siteId) else {
+            throw HeraldError.notFound("Trigger \(event.prefix(60))")
+        }
+        return JSONResponse([sample])
+    }
+
+    static func sample(_ event: String, siteId: UUID) -> JSONValue? {
+        let now = ISO8601.string(from: Date())
+        let site = JSONValue.string(siteId.lowercased)
+        let data: JSONValue
+        switch event {
+        case ActivityCaptured.eventType:
+            data = .object([
+                "activityId": .string("01936d3a-0000-7000-8000-000000000001"), "siteId": site, "type": .string("purchase"),
+                "firstName": .string("Sarah"), "city": .string("Austin"), "region": .string("TX"), "country": .string("US"),
+                "productName": .string("Blue Hoodie"), "productUrl": .string("https://shop.example.com/products/blue-hoodie"),
+                "occurredAt": .string(now),
+                "provenance": .object([
+                    "source": .string("api"), "receivedAt": .string(now), "signatureVerified": .bool(false), "authenticatedBy": .string("site-key"),
+                ]),
+            ])
+        case NotificationPublished.eventType, NotificationPaused.eventType:
+            data = .object([
+                "notification": .object([
+                    "notificationId": .string("01936d3a-0000-7000-8000-000000000002"), "siteId": site, "name": .string("Recent purchases"),
+                    "type": .string("recent_activity"), "status": .string(event == NotificationPublished.eventType ? "published" : "paused"),
+                ])
+            ])
+        case WebhookEndpointDisabled.eventType:
+            data = .object([
+                "endpointId": .string("01936d3a-0000-7000-8000-000000000003"), "siteId": site, "url": .string("https://hooks.example.com/herald"),
+                "reason": .string("the receiver answered 410 Gone"),
+            ])
+        default:
+            return nil
+        }
+        return .object(["type": .string(event), "timestamp": .string(now), "data": data])
+    }
+
+    /// Creates an activity from a Zap, exactly as the events API does, recorded with source `zapier`.
+    @Sendable func zapierCreateActivity(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let site = try zapierSite(context)
+        return try await capture(request, context: context, siteId: site.siteId, source: "zapier")
+    }
+}
