@@ -36,11 +36,13 @@ public enum ISO8601 {
 
     /// `2026-11-29T04:31:55.123Z`
     public static func string(from date: Date) -> String {
-        withFraction.format(date)
+        // Round to the millisecond first: the formatter truncates, which turns .007 stored as .00699… into .006.
+        withFraction.format(Date(timeIntervalSince1970: (date.clampedToStorableRange.timeIntervalSince1970 * 1000).rounded() / 1000))
     }
 
     /// Parses an RFC 3339 date-time with or without fractional seconds.
     public static func date(from text: String) -> Date? {
-        (try? withFraction.parse(text)) ?? (try? withoutFraction.parse(text))
+        let text = text.uppercased()  // RFC 3339 allows "t" and "z"
+        return (try? withFraction.parse(text)) ?? (try? withoutFraction.parse(text))
     }
 }

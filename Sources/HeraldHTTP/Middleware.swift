@@ -35,13 +35,20 @@ public struct RequestIdMiddleware: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let supplied = request.headers[.requestId]
-        context.requestId = supplied.flatMap { Self.isWellFormed($0) ? $0 : nil } ?? UUID.v7().lowercased
-        context.logger[metadataKey: "request_id"] = .string(context.requestId)
-        context.clientIP = ClientAddress.resolve(
-            peer: context.remoteAddress?.ipAddress,
-            forwardedFor: request.headers[.xForwardedFor],
-            trusted: trustedProxies
-        )
+        if let supplied, Self.isWellFormed(supplied) {
+            context.requestId = supplied
+            context.logger[metadataKey: "request_id"] = .string(supplied)
+        } else {
+            // Hummingbird already gives every request a random id (logged as hb.request.id): reuse it.
+            context.requestId = context.id
+        }
+        if !trustedProxies.isEmpty {
+            context.clientIP = ClientAddress.resolve(
+                peer: context.remoteAddress?.ipAddress,
+                forwardedFor: request.headers[.xForwardedFor],
+                trusted: trustedProxies
+            )
+        }
         var response = try await next(request, context)
         response.headers[.requestId] = context.requestId
         return response

@@ -22,7 +22,12 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
     /// The `X-Request-Id` of this request, taken from the client when well-formed, generated otherwise.
     public var requestId: String = ""
     /// The client's address: the socket peer, or the first untrusted hop of `X-Forwarded-For` behind a trusted proxy.
-    public var clientIP: String = ""
+    public var clientIP: String {
+        get { resolvedClientIP ?? remoteAddress?.ipAddress ?? "" }
+        set { resolvedClientIP = newValue }
+    }
+    /// Set when a trusted proxy named the client; otherwise the socket peer is formatted only when asked for.
+    private var resolvedClientIP: String?
     public var principal: Principal?
     /// Why the presented credentials were refused. Public routes ignore it; routes that need a caller throw it.
     public var authenticationFailure: HeraldError?
@@ -30,7 +35,6 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
-        self.clientIP = source.channel.remoteAddress?.ipAddress ?? ""
     }
 
     /// JSON request bodies are small; larger ones are refused with 413 before decoding.

@@ -205,7 +205,7 @@ struct PostgresExecutor: SQLExecutor {
         case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
         case .bool(let value): bindings.append(value)
         case .uuid(let uuid): bindings.append(uuid)
-        case .date(let date): bindings.append(date)
+        case .date(let date): bindings.append(date.clampedToStorableRange)
         case .json(let text):
             // jsonb's binary format is a version byte followed by the document's text.
             var buffer = ByteBuffer()

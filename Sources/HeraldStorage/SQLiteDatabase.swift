@@ -110,7 +110,7 @@ struct SQLiteExecutor: SQLExecutor {
         case .bytes(let bytes): .blob(ByteBuffer(bytes: bytes))
         case .bool(let value): .integer(value ? 1 : 0)
         case .uuid(let uuid): .text(uuid.lowercased)
-        case .date(let date): .integer(Int((date.timeIntervalSince1970 * 1_000_000).rounded()))
+        case .date(let date): .integer(Int((date.clampedToStorableRange.timeIntervalSince1970 * 1_000_000).rounded()))
         }
     }
 

@@ -100,7 +100,7 @@ extension IntegrationsService {
         let grant = try await siteAccess(context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let type = reader.decode("type", as: IntegrationType.self)
-        if !reader.has("type") { reader.validator.add("type", "is required: one of shopify, woocommerce, zapier, webhook") }
+        if !reader.has("type") || reader.isNull("type") { reader.validator.add("type", "is required: one of shopify, woocommerce, zapier, webhook") }
         let name = reader.validator.requireText(reader.string("name") ?? type?.rawValue.capitalized, field: "name", maxLength: 100)
         var configObject: [String: JSONValue] = [:]
         if let config = reader.object["config"], config != .null {
@@ -167,16 +167,16 @@ extension IntegrationsService {
     @Sendable func listDeliveries(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<InboundDelivery>> {
         let grant = try await siteAccess(context, .contentRead)
         let limit = try request.limit(default: 50, max: 200)
-        var before: Date?
+        var before: TimeCursor?
         if let cursor = request.uri.queryParameters.get("cursor") {
-            guard let millis = Int64(cursor) else { throw HeraldError.validation(field: "cursor", "must be the nextCursor of a previous page") }
-            before = Date(timeIntervalSince1970: Double(millis) / 1000)
+            guard let parsed = TimeCursor(cursor) else { throw HeraldError.validation(field: "cursor", "must be the nextCursor of a previous page") }
+            before = parsed
         }
         let list = try await database.transaction(grant.scope) { tx in
             let integration = try await loadIntegration(grant, context, in: tx)
             return try await deliveries.list(integrationId: integration.id, limit: limit, before: before, in: tx)
         }
-        let next = list.count == limit ? list.last.map { String(Int64($0.receivedAt.timeIntervalSince1970 * 1000)) } : nil
+        let next = list.count == limit ? list.last.map { TimeCursor(date: $0.receivedAt, id: $0.id).text } : nil
         return JSONResponse(Page(items: list, nextCursor: next))
     }
 

@@ -161,8 +161,8 @@ struct DeliveryStore: Sendable {
         )
     }
 
-    func list(integrationId: UUID, limit: Int, before: Date?, in tx: any SQLExecutor) async throws -> [InboundDelivery] {
-        let cursor: SQL = before.map { "AND received_at < \($0)" } ?? ""
+    func list(integrationId: UUID, limit: Int, before: TimeCursor?, in tx: any SQLExecutor) async throws -> [InboundDelivery] {
+        let cursor: SQL = before.map { "AND (received_at, id) < (\($0.date), \($0.id))" } ?? ""
         return try await tx.query(
             """
             SELECT * FROM \(T.inboundDeliveries) WHERE integration_id = \(integrationId) \(cursor)

@@ -48,8 +48,8 @@ struct ActivityStore: Sendable {
         ).map(decode)
     }
 
-    func list(siteId: UUID, before: Date?, limit: Int, in tx: any SQLExecutor) async throws -> [ActivityRecord] {
-        let cursor: SQL = before.map { "AND occurred_at < \($0)" } ?? ""
+    func list(siteId: UUID, before: TimeCursor?, limit: Int, in tx: any SQLExecutor) async throws -> [ActivityRecord] {
+        let cursor: SQL = before.map { "AND (occurred_at, id) < (\($0.date), \($0.id))" } ?? ""
         return try await tx.query(
             "SELECT * FROM \(T.activities) WHERE site_id = \(siteId) \(cursor) ORDER BY occurred_at DESC, id DESC LIMIT \(limit)"
         ).map(decode)

@@ -69,7 +69,7 @@ struct FeedBuilder: Sendable {
         let recent =
             maxAge > 0
             ? try await activities.recent(siteId: siteId, since: now.addingTimeInterval(-Double(maxAge) * 86_400), limit: 200, in: tx) : []
-        var feed = FeedDocument(siteId: siteId, generatedAt: Int64(now.timeIntervalSince1970 * 1000), timezone: site.timezone, notifications: [])
+        var feed = FeedDocument(siteId: siteId, generatedAt: now.unixMilliseconds, timezone: site.timezone, notifications: [])
         for notification in published {
             let resolved = try await resolveTemplates(notification, in: tx)
             var entry = FeedNotification(
@@ -155,7 +155,7 @@ struct FeedBuilder: Sendable {
         let values = Self.values(for: activity, site: site)
         let (runs, variantRuns) = render(templates, values)
         return FeedNotification.Item(
-            id: activity.id, at: Int64(activity.occurredAt.timeIntervalSince1970 * 1000), runs: runs, variantRuns: variantRuns,
+            id: activity.id, at: activity.occurredAt.unixMilliseconds, runs: runs, variantRuns: variantRuns,
             url: activity.productUrl.flatMap(WebURL.validated), image: activity.imageUrl.flatMap(WebURL.validated)
         )
     }

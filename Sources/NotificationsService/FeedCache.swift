@@ -4,6 +4,7 @@ import HeraldCore
 import HeraldStorage
 import Logging
 import NIOCore
+import Synchronization
 
 /// The widget's feeds as encoded bytes with their ETags, rebuilt when something they show changes.
 ///
@@ -36,8 +37,12 @@ actor FeedCache {
     let pushInterval: Duration
     static let maxPushesPerInterval = 3
 
-    private var entries: [UUID: Entry] = [:]
-    private var routes: [String: (siteId: UUID, organizationId: UUID)] = [:]
+    /// Built feeds and resolved keys, readable without entering the actor: the hot path is a lock and a lookup.
+    private struct Shared {
+        var entries: [UUID: Entry] = [:]
+        var routes: [String: (siteId: UUID, organizationId: UUID)] = [:]
+    }
+    private nonisolated let shared = Mutex(Shared())
     private var builds: [UUID: Task<Entry?, any Error>] = [:]
     private var pendingActivities: [UUID: [UUID]] = [:]
     private var pushScheduled: Set<UUID> = []
@@ -52,26 +57,29 @@ actor FeedCache {
     }
 
     /// The site a public key belongs to, or nil for an unknown key.
-    func route(publicKey: String) async throws -> (siteId: UUID, organizationId: UUID)? {
-        if let route = routes[publicKey] { return route }
+    nonisolated func route(publicKey: String) async throws -> (siteId: UUID, organizationId: UUID)? {
+        if let route = shared.withLock({ $0.routes[publicKey] }) { return route }
         guard publicKey.hasPrefix("pk_"), publicKey.utf8.count <= 64 else { return nil }
         let sites = self.sites
         guard let route = try await database.transaction(.system, { try await sites.route(publicKey: publicKey, in: $0) }) else {
             return nil
         }
-        if routes.count > 100_000 { routes.removeAll() }
-        routes[publicKey] = route
+        shared.withLock { shared in
+            if shared.routes.count > 100_000 { shared.routes.removeAll() }
+            shared.routes[publicKey] = route
+        }
         return route
     }
 
     /// The current feed of the site behind `publicKey`.
-    func feed(publicKey: String) async throws -> Entry? {
+    nonisolated func feed(publicKey: String) async throws -> Entry? {
         guard let route = try await route(publicKey: publicKey) else { return nil }
+        if let entry = shared.withLock({ $0.entries[route.siteId] }) { return entry }
         return try await feed(siteId: route.siteId, organizationId: route.organizationId)
     }
 
     func feed(siteId: UUID, organizationId: UUID) async throws -> Entry? {
-        if let entry = entries[siteId] { return entry }
+        if let entry = shared.withLock({ $0.entries[siteId] }) { return entry }
         if let build = builds[siteId] { return try await build.value }
         let generation = generations[siteId, default: 0]
         let database = self.database
@@ -94,17 +102,17 @@ actor FeedCache {
         builds[siteId] = build
         defer { builds[siteId] = nil }
         let entry = try await build.value
-        if let entry, generations[siteId, default: 0] == generation { entries[siteId] = entry }
+        if let entry, generations[siteId, default: 0] == generation { shared.withLock { $0.entries[siteId] = entry } }
         return entry
     }
 
     /// Drops a site's feed; for a new activity, also schedules a push to open pages.
     func invalidate(siteId: UUID, reason: Reason) {
-        entries[siteId] = nil
+        shared.withLock { $0.entries[siteId] = nil }
         generations[siteId, default: 0] += 1
         switch reason {
         case .siteChanged:
-            routes = routes.filter { $0.value.siteId != siteId }
+            shared.withLock { $0.routes = $0.routes.filter { $0.value.siteId != siteId } }
             stream.publish(siteId: siteId, event: "feed", data: "{}")
         case .notificationsChanged:
             stream.publish(siteId: siteId, event: "feed", data: "{}")

@@ -133,7 +133,7 @@ extension NotificationsService {
         var reader = try await BodyReader(request: request, context: context)
         let name = reader.validator.requireText(reader.string("name"), field: "name", maxLength: 100)
         let type = reader.has("type") ? reader.decode("type", as: NotificationType.self) : nil
-        if !reader.has("type") {
+        if !reader.has("type") || reader.isNull("type") {
             reader.validator.add("type", "is required: one of \(NotificationType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let now = Date()
@@ -311,7 +311,7 @@ extension NotificationsService {
         var reader = try await BodyReader(request: request, context: context)
         let name = reader.validator.requireText(reader.string("name"), field: "name", maxLength: 100)
         let type = reader.decode("type", as: NotificationType.self)
-        if !reader.has("type") { reader.validator.add("type", "is required") }
+        if !reader.has("type") || reader.isNull("type") { reader.validator.add("type", "is required") }
         let source = reader.string("body")
         if let source { Self.checkTemplate(source, field: "body", into: &reader.validator) } else { reader.validator.add("body", "is required") }
         try reader.validator.check()
@@ -332,10 +332,10 @@ extension NotificationsService {
     @Sendable func listActivities(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<ActivityBody>> {
         let grant = try await siteAccess(context, .contentRead)
         let limit = try request.limit(default: 50, max: 200)
-        var before: Date?
+        var before: TimeCursor?
         if let cursor = request.uri.queryParameters.get("cursor") {
-            guard let millis = Int64(cursor) else { throw HeraldError.validation(field: "cursor", "must be the nextCursor of a previous page") }
-            before = Date(timeIntervalSince1970: Double(millis) / 1000)
+            guard let parsed = TimeCursor(cursor) else { throw HeraldError.validation(field: "cursor", "must be the nextCursor of a previous page") }
+            before = parsed
         }
         let records = try await database.transaction(grant.scope) {
             try await activities.list(siteId: grant.siteId, before: before, limit: limit, in: $0)
@@ -347,7 +347,7 @@ extension NotificationsService {
                 provenance: $0.provenance
             )
         }
-        let next = records.count == limit ? records.last.map { String(Int64($0.occurredAt.timeIntervalSince1970 * 1000)) } : nil
+        let next = records.count == limit ? records.last.map { TimeCursor(date: $0.occurredAt, id: $0.id).text } : nil
         return JSONResponse(Page(items: items, nextCursor: next))
     }
 

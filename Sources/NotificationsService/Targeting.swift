@@ -209,6 +209,9 @@ public enum Targeting {
                 }
             }
             if let hours = object["hours"] {
+                for key in hours.objectValue?.keys.sorted() ?? [] where key != "from" && key != "to" {
+                    validator.add("\(valuePath).hours.\(key)", "is not an hours setting; use from and to")
+                }
                 let from = hours.objectValue?["from"]?.stringValue.flatMap(parseMinutes)
                 let to = hours.objectValue?["to"]?.stringValue.flatMap(parseMinutes)
                 if from == nil || to == nil || from == to {

@@ -201,7 +201,9 @@ public struct MessageTemplate: Sendable, Equatable {
             var filters: [Filter] = []
             for part in parts.dropFirst() {
                 let pieces = part.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                let filterName = pieces[0]
+                guard let filterName = pieces.first, !filterName.isEmpty else {
+                    throw TemplateError(message: "has an empty filter after '|'", offset: offset)
+                }
                 guard let arity = MessageTemplate.filters[filterName] else {
                     let known = MessageTemplate.filters.keys.sorted().joined(separator: ", ")
                     throw TemplateError(message: "uses unknown filter '\(filterName)'; known filters: \(known)", offset: offset)
@@ -295,7 +297,7 @@ public struct RenderedText: Sendable, Equatable, Encodable {
             var container = encoder.container(keyedBy: CodingKeys.self)
             switch self {
             case .text(let text): try container.encode(text, forKey: .text)
-            case .timeAgo(let date): try container.encode(Int64(date.timeIntervalSince1970 * 1000), forKey: .ago)
+            case .timeAgo(let date): try container.encode(date.unixMilliseconds, forKey: .ago)
             case .live: try container.encode("visitors", forKey: .live)
             case .livePlural(let one, let other):
                 try container.encode("visitors", forKey: .live)

@@ -84,7 +84,7 @@ extension NotificationsService {
     func addWidgetRoutes(to router: some RouterMethods<HeraldRequestContext>) {
         let asset = widget
         router.get("widget.js") { request, _ -> Response in
-            if request.headers[.ifNoneMatch] == asset.etag {
+            if Self.matches(request.headers[.ifNoneMatch], asset.etag) {
                 return Response(status: .notModified, headers: Self.scriptHeaders(asset))
             }
             var headers = Self.scriptHeaders(asset)
@@ -100,6 +100,15 @@ extension NotificationsService {
         group.post(":publicKey/beacons", use: recordBeacons)
         group.get(":publicKey/presence", use: presenceCount)
         group.get(":publicKey/context", use: visitorContext)
+    }
+
+    /// `If-None-Match` against an ETag: a list, `*` and weak validators (`W/`) as RFC 9110 says.
+    static func matches(_ header: String?, _ etag: String) -> Bool {
+        guard let header else { return false }
+        return header.split(separator: ",").contains { candidate in
+            let value = candidate.trimmingCharacters(in: .whitespaces)
+            return value == "*" || value == etag || value == "W/" + etag
+        }
     }
 
     static func scriptHeaders(_ asset: WidgetAsset) -> HTTPFields {
@@ -124,9 +133,7 @@ extension NotificationsService {
             .eTag: entry.etag,
             .cacheControl: "public, max-age=0, s-maxage=\(options.feedMaxAge), stale-if-error=60",
         ]
-        if let match = request.headers[.ifNoneMatch],
-            match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == entry.etag })
-        {
+        if Self.matches(request.headers[.ifNoneMatch], entry.etag) {
             return Response(status: .notModified, headers: headers)
         }
         var full = headers

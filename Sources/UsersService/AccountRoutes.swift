@@ -44,14 +44,23 @@ extension UsersService {
         let email = body.email.map { validator.requireEmail($0) }
         if body.password != nil { Self.validatePassword(body.password, field: "password", into: &validator) }
         let emailChanges = email.map { $0 != account.email } ?? false
-        let sensitive = emailChanges || body.password != nil
+        // Any email or password in the body needs the current password, even an unchanged email, so the
+        // rule is the same one the OpenAPI document states and a client cannot probe which email is current.
+        let sensitive = body.email != nil || body.password != nil
         if sensitive && body.currentPassword == nil {
             validator.add("currentPassword", "is required to change the email or password")
         }
         try validator.check()
         if sensitive {
             guard try await passwords.verify(body.currentPassword ?? "", against: account.passwordHash) else {
-                throw HeraldError.validation(field: "currentPassword", "is incorrect")
+                // 403, not 422: the request is well formed, the caller failed to re-authenticate.
+                throw HeraldError(
+                    status: 403,
+                    slug: "reauthentication-failed",
+                    title: "Forbidden",
+                    detail: "The current password is incorrect.",
+                    errors: [FieldError(field: "currentPassword", message: "is incorrect")]
+                )
             }
         }
         var changed: [String] = []

@@ -165,7 +165,7 @@ struct AuthAPITests {
             let wrong = try await client.call(
                 .put, "/users/me", json: ["password": "second passphrase", "currentPassword": "nope nope"], token: account.token
             )
-            expectProblem(wrong, .unprocessableContent)
+            expectProblem(wrong, .forbidden)
 
             let changed = try await client.call(
                 .put, "/users/me", json: ["password": "second passphrase", "currentPassword": "first passphrase", "name": "Renamed"],
