@@ -178,6 +178,7 @@ struct PostgresExecutor: SQLExecutor {
 
     func query(_ sql: SQL) async throws -> [SQLRow] {
         let (text, values) = sql.render(for: .postgres)
+        try SQLValue.checkStorable(values)
         var bindings = PostgresBindings(capacity: values.count)
         for value in values { Self.bind(value, into: &bindings) }
         do {

@@ -166,3 +166,46 @@ public struct SQLJSON: SQLBindable {
     }
     public var sqlValue: SQLValue { .json(text) }
 }
+
+extension SQLValue {
+    /// Refuses text that PostgreSQL cannot store (U+0000 in `text`, a `\u0000` escape in `jsonb`). Both stores check,
+    /// so a value is accepted or refused the same way whichever store runs, and the client gets a 422, not a 500.
+    static func checkStorable(_ values: [SQLValue]) throws {
+        for value in values {
+            switch value {
+            case .text(let text) where text.utf8.contains(0):
+                throw HeraldError.unstorableText
+            case .json(let text) where JSONText.containsEscapedNUL(text):
+                throw HeraldError.unstorableText
+            default:
+                continue
+            }
+        }
+    }
+}
+
+extension HeraldError {
+    static let unstorableText = HeraldError(
+        status: 422,
+        slug: "unstorable-text",
+        title: "Validation failed",
+        detail: "A text value contains the NUL character (U+0000), which Herald cannot store. Remove it and send the request again.",
+        errors: [FieldError(field: "(body)", message: "must not contain the NUL character (U+0000)")]
+    )
+}
+
+enum JSONText {
+    /// Whether JSON text has a `\u0000` escape inside a string (JSON cannot hold a raw NUL).
+    static func containsEscapedNUL(_ text: String) -> Bool {
+        var utf8 = text.utf8.makeIterator()
+        while let byte = utf8.next() {
+            guard byte == UInt8(ascii: "\\") else { continue }
+            guard let escaped = utf8.next() else { return false }
+            guard escaped == UInt8(ascii: "u") else { continue }  // `\\` or `\"`: the next byte starts afresh
+            var digits: [UInt8] = []
+            while digits.count < 4, let digit = utf8.next() { digits.append(digit) }
+            if digits == Array("0000".utf8) { return true }
+        }
+        return false
+    }
+}

@@ -44,7 +44,9 @@ extension Int64: SQLDecodable {
         switch sqlValue {
         case .int(let value): self = value
         case .bool(let value): self = value ? 1 : 0
-        case .double(let value) where value.rounded() == value: self = Int64(value)
+        case .double(let value):
+            guard let exact = Int64(exactly: value) else { throw SQLDecodingFailure() }
+            self = exact
         case .text(let text):
             guard let value = Int64(text) else { throw SQLDecodingFailure() }
             self = value

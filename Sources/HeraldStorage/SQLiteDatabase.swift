@@ -86,6 +86,7 @@ struct SQLiteExecutor: SQLExecutor {
 
     func query(_ sql: SQL) async throws -> [SQLRow] {
         let (text, binds) = sql.render(for: .sqlite)
+        try SQLValue.checkStorable(binds)
         let rows: [SQLiteRow]
         do {
             rows = try await connection.query(text, binds.map(Self.encode))

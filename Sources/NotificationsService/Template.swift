@@ -51,7 +51,11 @@ public struct MessageTemplate: Sendable, Equatable {
         guard source.count <= Self.maximumLength else {
             throw TemplateError(message: "is longer than \(Self.maximumLength) characters", offset: Self.maximumLength)
         }
-        var parser = Parser(characters: Array(source))
+        let characters = Array(source)
+        if let nul = characters.firstIndex(where: { $0.unicodeScalars.contains("\u{0}") }) {
+            throw TemplateError(message: "contains the NUL character (U+0000)", offset: nul)
+        }
+        var parser = Parser(characters: characters)
         self.source = source
         self.nodes = try parser.parseNodes(closing: nil)
     }
@@ -268,7 +272,7 @@ public struct TemplateValues: Sendable {
 
     func text(_ name: String) -> String {
         if let string = strings[name] { return string }
-        if let number = numbers[name] { return number.rounded() == number ? String(Int(number)) : String(number) }
+        if let number = numbers[name] { return Int64(exactly: number).map { String($0) } ?? String(number) }
         return ""
     }
 

@@ -26,6 +26,16 @@ struct HTTPBehaviourTests {
             expectProblem(huge, .contentTooLarge)
             let nullField = try await client.call(.post, "/auth/login", raw: "{\"email\":null,\"password\":\"x\"}")
             expectProblem(nullField, .unprocessableContent)
+            // PostgreSQL text cannot hold U+0000: refused up front on every store, naming the field.
+            let nul = try await client.call(
+                .post, "/auth/signup", raw: #"{"email":"nul@example.com","password":"passpass\\u0000","name":"N\u0000"}"#
+            )
+            expectProblem(nul, .unprocessableContent)
+            #expect((nul.json["errors"] as? [[String: Any]])?.first?["field"] as? String == "name")
+            let escapedBackslash = try await client.call(
+                .post, "/auth/signup", raw: #"{"email":"nul@example.com","password":"passpass\\u0000","name":"N"}"#
+            )
+            #expect(escapedBackslash.status == .created)
         }
     }
 

@@ -164,6 +164,32 @@ struct StorageContractTests {
             await #expect(throws: StorageError.self) { try await migrator.migrate([edited]) }
         }
     }
+
+    @Test(arguments: TestStore.available)
+    func nulCharactersAreRefusedAlikeOnEveryStore(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            let table = "ct_text_\(store.rawValue)"
+            let column = store == .postgres ? "JSONB" : "TEXT"
+            try await database.transaction(.system) { tx in
+                _ = try await tx.query("CREATE TABLE \(unsafeRaw: table) (t TEXT, j \(unsafeRaw: column))")
+            }
+            func insert(_ text: String, json: String) async throws {
+                try await database.transaction(.system) { tx in
+                    _ = try await tx.query("INSERT INTO \(unsafeRaw: table) (t, j) VALUES (\(text), \(SQLJSON(json)))")
+                }
+            }
+            for (text, json) in [("a\u{0}b", "{}"), ("ok", #"{"a":"x\u0000"}"#)] {
+                await #expect {
+                    try await insert(text, json: json)
+                } throws: { error in
+                    (error as? HeraldError)?.status == 422
+                }
+            }
+            // An escaped backslash followed by "u0000" is ordinary text.
+            try await insert(#"back\u0000slash"#, json: #"{"a":"\\u0000"}"#)
+        }
+    }
 }
 
 /// Everything a store holds, as text: the SQLite files byte for byte, or a pg_dump of the database.
