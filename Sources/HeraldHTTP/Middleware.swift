@@ -214,6 +214,10 @@ public struct ProblemMiddleware: RouterMiddleware {
         for (name, value) in problem.headers {
             if let field = HTTPField.Name(name) { headers[field] = value }
         }
+        // RFC 9110 §15.5.2: every 401 names a scheme; Herald's credentials are bearer tokens.
+        if problem.status == 401 && headers[.wwwAuthenticate] == nil {
+            headers[.wwwAuthenticate] = "Bearer realm=\"herald\""
+        }
         return Response(
             status: HTTPResponse.Status(code: problem.status),
             headers: headers,

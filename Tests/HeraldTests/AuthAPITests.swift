@@ -69,6 +69,7 @@ struct AuthAPITests {
             expectProblem(unknown, .unauthorized)
             #expect(wrong["detail"] == unknown["detail"])
             #expect(wrong["type"] == unknown["type"])
+            #expect(wrong.headers[.wwwAuthenticate] == "Bearer realm=\"herald\"")
 
             let ok = try await client.call(.post, "/auth/login", json: ["email": "BOB@example.com", "password": "bob's passphrase"])
             #expect(ok.status == .ok)
