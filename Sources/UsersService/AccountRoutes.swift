@@ -52,7 +52,14 @@ extension UsersService {
         }
         try validator.check()
         if sensitive {
+            // A stolen access token must not become a way to guess the password: wrong current passwords count
+            // as failed sign-ins for the account, with the same slowing and the same 429.
+            let emailIndex = accounts.emailIndex(account.email)
+            let ip = RequestMeta(request: request, context: context).ip
+            try await throttle.check(emailIndex: emailIndex, ip: ip, now: Date())
             guard try await passwords.verify(body.currentPassword ?? "", against: account.passwordHash) else {
+                let delay = await throttle.recordFailure(emailIndex: emailIndex, ip: ip, now: Date())
+                if delay > .zero { try await Task.sleep(for: delay) }
                 // 403, not 422: the request is well formed, the caller failed to re-authenticate.
                 throw HeraldError(
                     status: 403,

@@ -139,7 +139,7 @@ struct AuthAPITests {
     @Test(arguments: TestStore.available)
     func repeatedFailuresAreRefusedWithRetryAfter(store: TestStore) async throws {
         try await withApp(store) { client, _ in
-            _ = try await client.signup(email: "target@example.com")
+            let target = try await client.signup(email: "target@example.com")
             var statuses: [HTTPResponse.Status] = []
             for _ in 0..<11 {
                 let result = try await client.call(.post, "/auth/login", json: ["email": "target@example.com", "password": "guess guess"])
@@ -151,6 +151,12 @@ struct AuthAPITests {
             expectProblem(refused, .tooManyRequests)
             let retryAfter = try #require(refused.headers[.retryAfter].flatMap { Int($0) })
             #expect(retryAfter > 0 && retryAfter <= 900)
+            // Re-authenticating to change the password shares the account's throttle, so a stolen access token
+            // is no way around it.
+            let change = try await client.call(
+                .put, "/users/me", json: ["password": "a new passphrase", "currentPassword": "a long passphrase"], token: target.token
+            )
+            expectProblem(change, .tooManyRequests)
         }
     }
 
