@@ -107,6 +107,12 @@ public struct HeraldConfiguration: Sendable {
             }
             config.notificationOptions.feedMaxAge = value
         }
+        if let refresh = environment["HERALD_FEED_REFRESH"], !refresh.isEmpty {
+            guard let value = Int(refresh), (1...3600).contains(value) else {
+                throw ConfigurationError("HERALD_FEED_REFRESH must be a number of seconds from 1 to 3600 (default 30)")
+            }
+            config.notificationOptions.feedRefreshSeconds = value
+        }
         if let rate = environment["HERALD_ACTIVITIES_PER_MINUTE"], !rate.isEmpty {
             guard let value = Int(rate), (1...100_000).contains(value) else {
                 throw ConfigurationError("HERALD_ACTIVITIES_PER_MINUTE must be a number from 1 to 100000 (default 300)")

@@ -49,11 +49,25 @@ actor FeedCache {
     /// Bumped on each invalidation, so a build that started before it is not cached as current.
     private var generations: [UUID: Int] = [:]
 
-    init(database: any Database, stream: LiveStream, logger: Logger, pushInterval: Duration = .milliseconds(200)) {
+    /// Seconds after which a built feed is rebuilt on the next request even without an event. Events only reach
+    /// the process that handles them, so this bounds how stale another instance's copy can be.
+    nonisolated let refreshAfter: TimeInterval
+
+    init(
+        database: any Database, stream: LiveStream, logger: Logger, pushInterval: Duration = .milliseconds(200),
+        refreshAfter: TimeInterval = 30
+    ) {
         self.database = database
         self.stream = stream
         self.logger = logger
         self.pushInterval = pushInterval
+        self.refreshAfter = refreshAfter
+    }
+
+    /// The cached feed of a site while it is fresh enough to serve.
+    private nonisolated func fresh(_ siteId: UUID) -> Entry? {
+        guard let entry = shared.withLock({ $0.entries[siteId] }), entry.builtAt.timeIntervalSinceNow > -refreshAfter else { return nil }
+        return entry
     }
 
     /// The site a public key belongs to, or nil for an unknown key.
@@ -74,12 +88,12 @@ actor FeedCache {
     /// The current feed of the site behind `publicKey`.
     nonisolated func feed(publicKey: String) async throws -> Entry? {
         guard let route = try await route(publicKey: publicKey) else { return nil }
-        if let entry = shared.withLock({ $0.entries[route.siteId] }) { return entry }
+        if let entry = fresh(route.siteId) { return entry }
         return try await feed(siteId: route.siteId, organizationId: route.organizationId)
     }
 
     func feed(siteId: UUID, organizationId: UUID) async throws -> Entry? {
-        if let entry = shared.withLock({ $0.entries[siteId] }) { return entry }
+        if let entry = fresh(siteId) { return entry }
         if let build = builds[siteId] { return try await build.value }
         let generation = generations[siteId, default: 0]
         let database = self.database

@@ -37,13 +37,17 @@ public struct NotificationsService: Sendable {
         public var pingInterval: Duration
         /// New activities pushed to open pages are grouped over this interval.
         public var pushInterval: Duration
+        /// A built feed is rebuilt after this many seconds even without an event, which bounds staleness when
+        /// another Herald instance on the same database handled the change.
+        public var feedRefreshSeconds: Int
 
         public init(
             countryHeader: String = "CF-IPCountry", feedMaxAge: Int = 5, pingInterval: Duration = .seconds(15),
-            pushInterval: Duration = .milliseconds(200)
+            pushInterval: Duration = .milliseconds(200), feedRefreshSeconds: Int = 30
         ) {
             self.countryHeader = countryHeader
             self.feedMaxAge = feedMaxAge
+            self.feedRefreshSeconds = feedRefreshSeconds
             self.pingInterval = pingInterval
             self.pushInterval = pushInterval
         }
@@ -57,7 +61,10 @@ public struct NotificationsService: Sendable {
         self.options = options
         let stream = LiveStream()
         self.stream = stream
-        self.feeds = FeedCache(database: database, stream: stream, logger: logger, pushInterval: options.pushInterval)
+        self.feeds = FeedCache(
+            database: database, stream: stream, logger: logger, pushInterval: options.pushInterval,
+            refreshAfter: TimeInterval(options.feedRefreshSeconds)
+        )
         self.presence = PresenceTracker()
         self.beacons = BeaconWriter(database: database, bus: bus)
         self.widget = WidgetAsset.load()
