@@ -10,6 +10,8 @@ public struct Validator: Sendable {
         errors.append(FieldError(field: field, message: message))
     }
 
+    static let asciiWhitespace = CharacterSet(charactersIn: " \t\n\r")
+
     /// Requires a present, non-blank string no longer than `maxLength`, and returns it trimmed.
     @discardableResult
     public mutating func requireText(_ value: String?, field: String, maxLength: Int = 200) -> String {
@@ -22,7 +24,11 @@ public struct Validator: Sendable {
             add(field, "must not be blank")
         } else if trimmed.unicodeScalars.count > maxLength {
             add(field, "must be at most \(maxLength) characters")
-        } else if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        } else if value.trimmingCharacters(in: Self.asciiWhitespace).unicodeScalars.contains(where: {
+            $0.properties.generalCategory == .control
+        }) {
+            // Only ASCII spaces, tabs and line breaks are trimmed silently; other control characters (U+0085 is
+            // both whitespace and a control) are refused wherever they are, as the OpenAPI pattern states.
             add(field, "must not contain control characters")
         }
         return trimmed
