@@ -98,16 +98,30 @@ class Herald:
         return {"Authorization": f"Bearer {token}"}
 
 
+def postgres_url_or_skip():
+    """A fresh database; skips the test without PostgreSQL, or fails it when the test script requires one."""
+    url = fresh_postgres_url()
+    if url is None:
+        if os.environ.get("HERALD_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required but not configured")
+        pytest.skip("no PostgreSQL configured")
+    return url
+
+
+def wait_for(predicate, timeout=10, interval=0.1):
+    """The first truthy value of predicate() within timeout seconds, or None."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request):
-    if request.param == "postgres":
-        url = fresh_postgres_url()
-        if url is None:
-            if os.environ.get("HERALD_TEST_REQUIRE_POSTGRES") == "1":
-                pytest.fail("PostgreSQL is required but not configured")
-            pytest.skip("no PostgreSQL configured")
-        return url
-    return None
+    return postgres_url_or_skip() if request.param == "postgres" else None
 
 
 @pytest.fixture

@@ -13,21 +13,12 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
-from conftest import Herald
+from conftest import Herald, wait_for
 from fakes import FakeShopify, FakeWooCommerce, Receiver
 
 API_KEY, API_SECRET = "herald-test-app", "shpss_" + "s" * 32
 SHOP = "acme.myshopify.com"
 
-
-def wait_for(predicate, timeout=10, interval=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
 
 
 def shopify_order(order_id, first="Sarah", city="Austin", title="Blue Hoodie"):

@@ -3,21 +3,16 @@ within HERALD_FEED_REFRESH seconds, although only the first saw the event."""
 import os
 import shutil
 import tempfile
-import time
 
 import pytest
 import requests
 
-from conftest import Herald, fresh_postgres_url
+from conftest import Herald, postgres_url_or_skip, wait_for
 
 
 @pytest.fixture
 def pair():
-    url = fresh_postgres_url()
-    if url is None:
-        if os.environ.get("HERALD_TEST_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required but not configured")
-        pytest.skip("no PostgreSQL configured")
+    url = postgres_url_or_skip()
     env = {"HERALD_BCRYPT_COST": "10", "HERALD_FEED_REFRESH": "1"}
     first = Herald(database_url=url, env=env).start()
     # Both instances share one set of keys, as the README tells operators to do.
@@ -31,14 +26,6 @@ def pair():
     second.stop()
     first.stop()
 
-
-def wait_for(predicate, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_a_pause_on_one_instance_reaches_the_others_feed(pair):

@@ -2,13 +2,12 @@
 import json
 import os
 import subprocess
-import time
 
 import pytest
 import requests
 from openapi_spec_validator import validate
 
-from conftest import Herald
+from conftest import Herald, wait_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 DOCUMENT = os.path.join(ROOT, "Sources", "HeraldApp", "Resources", "openapi.json")
@@ -112,15 +111,6 @@ def build_world(herald):
         "FUZZ_MESSAGE_ID": messages[0]["id"], "FUZZ_SPARE_HOOK_ID": hook["id"],
     }
 
-
-def wait_for(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return None
 
 
 def test_schemathesis_finds_no_failures(fuzzed):

@@ -14,7 +14,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from conftest import ROOT, Herald, free_port
+from conftest import ROOT, Herald, free_port, wait_for
 
 VECTORS = os.path.join(ROOT, "Sources", "NotificationsService", "Resources", "targeting-vectors.json")
 
@@ -119,15 +119,6 @@ def popups(driver):
     """)
 
 
-def wait_for(predicate, timeout, interval=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
-
 
 def open_page(driver, world, extra=""):
     page = PageServer(PAGE.replace("{herald}", world["server"].base).replace("{pk}", world["site"]["publicKey"]).replace("{extra}", extra))
@@ -150,7 +141,7 @@ def test_live_activity_appears_within_two_seconds_and_is_counted(browser, world)
               .observe({type: 'layout-shift', buffered: true});""")
         started = time.time()
         activity(world, firstName="Sarah", city="Austin", productName="Blue Hoodie")
-        shown = wait_for(lambda: [p for p in popups(browser) if "Sarah" in p["text"]], 2.0)
+        shown = wait_for(lambda: [p for p in popups(browser) if "Sarah" in p["text"]], 2.0, 0.05)
         elapsed = time.time() - started
         assert shown, f"no popup after {elapsed:.2f}s: {popups(browser)}"
         assert elapsed < 2.0
@@ -203,7 +194,7 @@ def test_keyboard_dismiss_and_consent_stop(browser, world):
         assert wait_for(lambda: [p for p in popups(browser) if "Keyla" in p["text"]], 10)
         browser.execute_script("document.querySelector('herald-notifications').shadowRoot.querySelector('button').focus()")
         browser.switch_to.active_element.send_keys(Keys.ESCAPE)
-        assert wait_for(lambda: not [p for p in popups(browser) if "Keyla" in p["text"]], 2), "Escape did not dismiss the popup"
+        assert wait_for(lambda: not [p for p in popups(browser) if "Keyla" in p["text"]], 2, 0.05), "Escape did not dismiss the popup"
 
         browser.execute_script("window.Herald.stop()")
         assert state(browser) == "stopped"

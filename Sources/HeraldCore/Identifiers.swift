@@ -15,7 +15,7 @@ extension UUID {
             bytes[index] = UInt8(truncatingIfNeeded: high >> (8 * UInt64(index)))
             bytes[8 + index] = UInt8(truncatingIfNeeded: low >> (8 * UInt64(index)))
         }
-        let millis = UInt64(max(0, min(date.timeIntervalSince1970, 253_402_300_799) * 1000))
+        let millis = UInt64(max(0, date.unixMilliseconds))
         for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: millis >> (8 * (5 - UInt64(index)))) }
         bytes[6] = (bytes[6] & 0x0F) | 0x70
         bytes[8] = (bytes[8] & 0x3F) | 0x80
@@ -70,7 +70,8 @@ public struct TimeCursor: Sendable, Equatable {
 
     public init?(_ text: String) {
         let parts = text.split(separator: "_", maxSplits: 1)
-        guard parts.count == 2, let millis = Int64(parts[0]), (0...253_402_300_799_999).contains(millis), let id = UUID(uuidString: String(parts[1]))
+        guard parts.count == 2, let millis = Int64(parts[0]), (0...Date.storableRange.upperBound.unixMilliseconds).contains(millis),
+            let id = UUID(uuidString: String(parts[1]))
         else { return nil }
         self.date = Date(timeIntervalSince1970: Double(millis) / 1000)
         self.id = id

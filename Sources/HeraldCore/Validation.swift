@@ -24,9 +24,7 @@ public struct Validator: Sendable {
             add(field, "must not be blank")
         } else if trimmed.unicodeScalars.count > maxLength {
             add(field, "must be at most \(maxLength) characters")
-        } else if value.trimmingCharacters(in: Self.asciiWhitespace).unicodeScalars.contains(where: {
-            $0.properties.generalCategory == .control
-        }) {
+        } else if value.trimmingCharacters(in: Self.asciiWhitespace).containsControlCharacters {
             // Only ASCII spaces, tabs and line breaks are trimmed silently; other control characters (U+0085 is
             // both whitespace and a control) are refused wherever they are, as the OpenAPI pattern states.
             add(field, "must not contain control characters")
@@ -73,7 +71,7 @@ public enum EmailAddress {
         let domain = parts[1]
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
         guard labels.count >= 2, labels.allSatisfy({ !$0.isEmpty && $0.count <= 63 }) else { return false }
-        return !email.unicodeScalars.contains { $0.properties.generalCategory == .control }
+        return !email.containsControlCharacters
     }
 }
 
@@ -100,5 +98,18 @@ public enum WebURL {
             scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
         else { return nil }
         return trimmed
+    }
+}
+
+extension String {
+    /// Whether the text has a C0 or C1 control character (general category Cc), U+0000 included.
+    public var containsControlCharacters: Bool {
+        unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    /// The text without its control characters, for labels that are kept rather than refused.
+    public var removingControlCharacters: String {
+        guard containsControlCharacters else { return self }
+        return String(String.UnicodeScalarView(unicodeScalars.filter { $0.properties.generalCategory != .control }))
     }
 }

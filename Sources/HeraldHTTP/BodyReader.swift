@@ -25,6 +25,9 @@ public struct BodyReader: Sendable {
 
     public func isNull(_ key: String) -> Bool { object[key] == .null }
 
+    /// Whether a field is absent or null: both mean "not given" for a required field.
+    public func isMissing(_ key: String) -> Bool { !has(key) || isNull(key) }
+
     /// A string field, or nil when absent or null; a non-string is a field error.
     public mutating func string(_ key: String) -> String? {
         switch object[key] {

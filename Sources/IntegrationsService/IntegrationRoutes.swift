@@ -100,7 +100,7 @@ extension IntegrationsService {
         let grant = try await siteAccess(context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let type = reader.decode("type", as: IntegrationType.self)
-        if !reader.has("type") || reader.isNull("type") { reader.validator.add("type", "is required: one of shopify, woocommerce, zapier, webhook") }
+        if reader.isMissing("type") { reader.validator.add("type", "is required: one of shopify, woocommerce, zapier, webhook") }
         let name = reader.validator.requireText(reader.string("name") ?? type?.rawValue.capitalized, field: "name", maxLength: 100)
         var configObject: [String: JSONValue] = [:]
         if let config = reader.object["config"], config != .null {

@@ -119,9 +119,7 @@ struct InboundTransformer: EventConsumer {
     static func string(_ value: JSONValue?) -> String? {
         switch value {
         case .string(let text)?: return text.isEmpty ? nil : text
-        case .number(let number)?:
-            // Whole numbers print without ".0"; Int64(_:) would trap past ±2^63, so only convert those that fit exactly.
-            return number.rounded() == number && abs(number) < 9_007_199_254_740_992 ? String(Int64(number)) : String(number)
+        case .number(let number)?: return Int64(exactly: number).map { String($0) } ?? String(number)
         default: return nil
         }
     }

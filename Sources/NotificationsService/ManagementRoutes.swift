@@ -133,7 +133,7 @@ extension NotificationsService {
         var reader = try await BodyReader(request: request, context: context)
         let name = reader.validator.requireText(reader.string("name"), field: "name", maxLength: 100)
         let type = reader.has("type") ? reader.decode("type", as: NotificationType.self) : nil
-        if !reader.has("type") || reader.isNull("type") {
+        if reader.isMissing("type") {
             reader.validator.add("type", "is required: one of \(NotificationType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let now = Date()
@@ -311,7 +311,7 @@ extension NotificationsService {
         var reader = try await BodyReader(request: request, context: context)
         let name = reader.validator.requireText(reader.string("name"), field: "name", maxLength: 100)
         let type = reader.decode("type", as: NotificationType.self)
-        if !reader.has("type") || reader.isNull("type") { reader.validator.add("type", "is required") }
+        if reader.isMissing("type") { reader.validator.add("type", "is required") }
         let source = reader.string("body")
         if let source { Self.checkTemplate(source, field: "body", into: &reader.validator) } else { reader.validator.add("body", "is required") }
         try reader.validator.check()

@@ -51,11 +51,7 @@ public struct MessageTemplate: Sendable, Equatable {
         guard source.count <= Self.maximumLength else {
             throw TemplateError(message: "is longer than \(Self.maximumLength) characters", offset: Self.maximumLength)
         }
-        let characters = Array(source)
-        if let nul = characters.firstIndex(where: { $0.unicodeScalars.contains("\u{0}") }) {
-            throw TemplateError(message: "contains the NUL character (U+0000)", offset: nul)
-        }
-        var parser = Parser(characters: characters)
+        var parser = Parser(characters: Array(source))
         self.source = source
         self.nodes = try parser.parseNodes(closing: nil)
     }

@@ -79,13 +79,6 @@ struct ContextBody: Encodable, Sendable {
 
 extension NotificationsService {
     static let beaconTypes: Set<String> = ["impression", "hover", "click", "close", "conversion", "heartbeat"]
-
-    static func withoutControlCharacters(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
-        var scalars = String.UnicodeScalarView()
-        scalars.append(contentsOf: text.unicodeScalars.lazy.filter { $0.properties.generalCategory != .control })
-        return String(scalars)
-    }
     static let maxBeaconBody = 16 * 1024
 
     func addWidgetRoutes(to router: some RouterMethods<HeraldRequestContext>) {
@@ -206,7 +199,7 @@ extension NotificationsService {
                 continue
             }
             // Paths and goals are analytics labels: control characters are dropped rather than failing the batch.
-            let path = event.path.map { Self.withoutControlCharacters(String($0.prefix(500))) }
+            let path = event.path.map { String($0.prefix(500)).removingControlCharacters }
             if event.type == "heartbeat" {
                 presence.heartbeat(siteId: site.siteId, path: path ?? "/", visitorId: visitor, at: now)
                 continue
@@ -215,14 +208,13 @@ extension NotificationsService {
                 validator.add("events.\(index).notificationId", "is required for \(event.type) events")
             }
             if let goal = event.goal, goal.count > 100 { validator.add("events.\(index).goal", "must be at most 100 characters") }
-
             // A visitor's clock may be wrong; accept it within a day, otherwise use the time of arrival.
             let reported = event.at.map { Date(timeIntervalSince1970: $0 / 1000) }
             let occurredAt = reported.flatMap { abs($0.timeIntervalSince(now)) < 86_400 ? $0 : nil } ?? now
             beacons.append(
                 Beacon(
                     type: event.type, notificationId: event.notificationId, variantId: event.variantId, activityId: event.activityId,
-                    goal: event.goal.map(Self.withoutControlCharacters), path: path, occurredAt: occurredAt
+                    goal: event.goal?.removingControlCharacters, path: path, occurredAt: occurredAt
                 )
             )
         }

@@ -39,6 +39,8 @@ extension UsersService {
         let body = try await request.decodeJSON(as: UpdateMeRequest.self, context: context)
         let (_, sessionId) = try context.requireUser()
         var account = try await currentAccount(context)
+        let meta = RequestMeta(request: request, context: context)
+        let now = Date()
         var validator = Validator()
         let name = validator.optionalText(body.name, field: "name", maxLength: 100)
         let email = body.email.map { validator.requireEmail($0) }
@@ -55,10 +57,15 @@ extension UsersService {
             // A stolen access token must not become a way to guess the password: wrong current passwords count
             // as failed sign-ins for the account, with the same slowing and the same 429.
             let emailIndex = accounts.emailIndex(account.email)
-            let ip = RequestMeta(request: request, context: context).ip
-            try await throttle.check(emailIndex: emailIndex, ip: ip, now: Date())
+            try await throttle.check(emailIndex: emailIndex, ip: meta.ip, now: now)
             guard try await passwords.verify(body.currentPassword ?? "", against: account.passwordHash) else {
-                let delay = await throttle.recordFailure(emailIndex: emailIndex, ip: ip, now: Date())
+                let delay = await throttle.recordFailure(emailIndex: emailIndex, ip: meta.ip, now: now)
+                try await write(.system) { tx in
+                    try await audit.append(
+                        AuditEntry(action: "auth.reauthentication.failed", subjectUserId: account.id, actorUserId: account.id, meta: meta),
+                        now: now, in: tx
+                    )
+                }
                 if delay > .zero { try await Task.sleep(for: delay) }
                 // 403, not 422: the request is well formed, the caller failed to re-authenticate.
                 throw HeraldError(
@@ -71,7 +78,6 @@ extension UsersService {
             }
         }
         var changed: [String] = []
-        let now = Date()
         if let name, name != account.name {
             account.name = name
             changed.append("name")
@@ -86,7 +92,6 @@ extension UsersService {
         }
         guard !changed.isEmpty else { return JSONResponse(UserBody(account)) }
         account.updatedAt = now
-        let meta = RequestMeta(request: request, context: context)
         try await write(.system) { tx in
             try await accounts.update(account, in: tx)
             if changed.contains("password") {

@@ -256,6 +256,8 @@ struct NotificationsAPITests {
                     ["type": "click", "notificationId": id, "variantId": variants[1], "path": "/"],
                     ["type": "conversion", "notificationId": id, "variantId": variants[1], "goal": "signup"],
                     ["type": "heartbeat", "path": "/pricing"],
+                    // Control characters (NUL included, which PostgreSQL cannot store) are dropped from labels.
+                    ["type": "close", "notificationId": id, "variantId": variants[1], "path": "/cart\u{0}\u{7}"],
                 ],
             ]
             let accepted = try await client.call(
