@@ -46,7 +46,7 @@ let package = Package(
             name: "HeraldApp",
             dependencies: [
                 "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
-                "UsersService", "NotificationsService", "AnalyticsService", "IntegrationsService", "BillingService",
+                "HeraldModules", "UsersService", "NotificationsService", "AnalyticsService", "IntegrationsService", "BillingService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -113,11 +113,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HeraldModules",
+            dependencies: [
+                "HeraldEvents", "HeraldHTTP", "HeraldStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // MARK: Services
         .target(
             name: "UsersService",
             dependencies: [
-                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -125,7 +134,7 @@ let package = Package(
         .target(
             name: "NotificationsService",
             dependencies: [
-                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -139,7 +148,7 @@ let package = Package(
         .target(
             name: "AnalyticsService",
             dependencies: [
-                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
+                "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -147,7 +156,7 @@ let package = Package(
         .target(
             name: "IntegrationsService",
             dependencies: [
-                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -162,7 +171,7 @@ let package = Package(
         .target(
             name: "BillingService",
             dependencies: [
-                "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
+                "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

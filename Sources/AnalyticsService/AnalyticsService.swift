@@ -3,6 +3,7 @@ import HeraldContracts
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -10,7 +11,8 @@ import Logging
 
 /// The Analytics service. Today: daily counters of widget interactions per notification and A/B variant,
 /// from the beacons the Notifications service records. Funnels, cohorts, attribution and exports follow.
-public struct AnalyticsService: Sendable {
+public struct AnalyticsService: HeraldModule {
+    public static let name = "analytics"
     let database: any Database
     let access: AccessControl
     let logger: Logger
@@ -34,51 +36,7 @@ public struct AnalyticsService: Sendable {
     public static let migrations = MigrationSet(
         owner: "analytics",
         migrations: [
-            Migration(
-                version: 1,
-                name: "daily counters",
-                sqlite: [
-                    """
-                    CREATE TABLE analytics_daily_counts (
-                        site_id TEXT NOT NULL,
-                        organization_id TEXT NOT NULL,
-                        day TEXT NOT NULL,
-                        notification_id TEXT NOT NULL,
-                        variant_id TEXT NOT NULL,
-                        impressions INTEGER NOT NULL DEFAULT 0,
-                        hovers INTEGER NOT NULL DEFAULT 0,
-                        clicks INTEGER NOT NULL DEFAULT 0,
-                        closes INTEGER NOT NULL DEFAULT 0,
-                        conversions INTEGER NOT NULL DEFAULT 0,
-                        PRIMARY KEY (site_id, day, notification_id, variant_id)
-                    )
-                    """
-                ],
-                postgres: [
-                    "CREATE SCHEMA IF NOT EXISTS analytics",
-                    """
-                    CREATE TABLE analytics.daily_counts (
-                        site_id UUID NOT NULL,
-                        organization_id UUID NOT NULL,
-                        day DATE NOT NULL,
-                        notification_id UUID NOT NULL,
-                        variant_id UUID NOT NULL,
-                        impressions BIGINT NOT NULL DEFAULT 0,
-                        hovers BIGINT NOT NULL DEFAULT 0,
-                        clicks BIGINT NOT NULL DEFAULT 0,
-                        closes BIGINT NOT NULL DEFAULT 0,
-                        conversions BIGINT NOT NULL DEFAULT 0,
-                        PRIMARY KEY (site_id, day, notification_id, variant_id)
-                    )
-                    """,
-                    "ALTER TABLE analytics.daily_counts ENABLE ROW LEVEL SECURITY",
-                    "ALTER TABLE analytics.daily_counts FORCE ROW LEVEL SECURITY",
-                    """
-                    CREATE POLICY tenant_isolation ON analytics.daily_counts
-                    USING (organization_id = NULLIF(current_setting('herald.org_id', true), '')::uuid)
-                    """,
-                ]
-            )
+            AnalyticsMigrations.v1
         ]
     )
 }
@@ -149,3 +107,6 @@ enum AnalyticsDay {
         return date
     }
 }
+
+/// The service's migrations, one file each under `Migrations/`.
+enum AnalyticsMigrations {}

@@ -1,16 +1,14 @@
-import AnalyticsService
 import Foundation
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
-import IntegrationsService
 import Logging
 import NIOCore
 import NIOFoundationCompat
-import NotificationsService
 import ServiceLifecycle
 import UsersService
 
@@ -42,57 +40,29 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
     let migrator = Migrator(database: database, logger: logger)
     let started = ReadyGate()
     let bus = DatabaseEventBus(database: database, logger: logger, pollInterval: config.eventPollInterval, started: started)
-    let cipher = FieldCipher(keyRing: keyRing)
     let tokens = await AccessTokenService(keyRing: keyRing, lifetime: config.sessionPolicy.accessTokenLifetime)
-    let rateLimiter = InMemoryRateLimiter()
-
-    let users = UsersService(
-        database: database,
-        bus: bus,
-        tokens: tokens,
-        passwords: PasswordHasher(cost: config.bcryptCost, threadPool: HeraldRuntime.passwordThreadPool),
-        cipher: cipher,
-        policy: config.sessionPolicy,
-        rateLimiter: rateLimiter,
-        publicBaseURL: config.effectivePublicURL,
-        logger: logger
+    // In one process the Users service's tables answer authorization questions for every service.
+    let directory = UsersService.directory(database: database, policy: config.sessionPolicy)
+    let environment = ModuleEnvironment(
+        config: config, database: database, bus: bus, cipher: FieldCipher(keyRing: keyRing), tokens: tokens,
+        rateLimiter: InMemoryRateLimiter(), access: AccessControl(directory: directory), logger: logger
     )
-
-    let access = AccessControl(directory: users.directory)
-    let notifications = NotificationsService(
-        database: database, bus: bus, access: access, options: config.notificationOptions, logger: logger
-    )
-    let analytics = AnalyticsService(database: database, access: access, logger: logger)
 
     let router = Router(context: HeraldRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestIdMiddleware(trustedProxies: config.trustedProxies))
     router.add(middleware: AccessLogMiddleware())
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ProblemMiddleware(routes: RouteTable(openAPIDocument: Data(buffer: OpenAPIDocument.bytes))))
-    router.add(middleware: AuthenticationMiddleware(tokens: tokens, directory: users.directory))
-
+    router.add(middleware: AuthenticationMiddleware(tokens: tokens, directory: directory))
     addOperationalRoutes(to: router, database: database, migrator: migrator)
+
+    // Modules are built only when selected: some own clients or caches that must not exist otherwise.
     var consumers: [any EventConsumer] = []
-    if config.services.contains(.users) { users.addRoutes(to: router) }
-    if config.services.contains(.notifications) {
-        notifications.addRoutes(to: router)
-        consumers += notifications.consumers
-        services += notifications.services
-    }
-    if config.services.contains(.integrations) {
-        // Built only when it runs: it owns an HTTP client that must be shut down.
-        var integrationOptions = config.integrationOptions
-        integrationOptions.publicBaseURL = config.effectivePublicURL
-        let integrations = IntegrationsService(
-            database: database, bus: bus, access: access, cipher: cipher, limiter: rateLimiter, options: integrationOptions, logger: logger
-        )
-        integrations.addRoutes(to: router)
-        consumers += integrations.consumers
-        services += integrations.services
-    }
-    if config.services.contains(.analytics) {
-        analytics.addRoutes(to: router)
-        consumers += analytics.consumers
+    for entry in ModuleCatalog.all where config.services.contains(entry.name) {
+        let module = entry.make(environment)
+        module.addRoutes(to: router)
+        consumers += module.consumers
+        services += module.services
     }
     services += consumers.map { bus.consumerService(for: $0) }
 

@@ -1,15 +1,10 @@
-import AnalyticsService
 import Foundation
 import HeraldCore
-import HeraldEvents
 import HeraldSecurity
 import HeraldStorage
-import IntegrationsService
 import Logging
 import NIOCore
 import NIOPosix
-import NotificationsService
-import UsersService
 
 /// Start-up steps shared by `herald serve` and `herald migrate`.
 public enum HeraldRuntime {
@@ -37,11 +32,8 @@ public enum HeraldRuntime {
         (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
     }
 
-    /// Every migration set, in the order they apply. Each service owns its set; the bus owns its tables.
-    /// All sets are applied whichever services run, so one database always has one complete schema.
-    public static var migrationSets: [MigrationSet] {
-        [Outbox.migrations, UsersService.migrations, NotificationsService.migrations, IntegrationsService.migrations, AnalyticsService.migrations]
-    }
+    /// Every migration set, in the order they apply (see ``ModuleCatalog``).
+    public static var migrationSets: [MigrationSet] { ModuleCatalog.migrationSets }
 
     /// Opens the configured store, runs `body` with it, and closes it. PostgreSQL is probed first so a bad URL
     /// or an unreachable server fails with one clear line.

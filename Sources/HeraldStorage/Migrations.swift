@@ -20,7 +20,7 @@ public struct Migration: Sendable {
         dialect == .postgres ? postgres : sqlite
     }
 
-    func checksum(for dialect: SQLDialect) -> String {
+    public func checksum(for dialect: SQLDialect) -> String {
         let digest = SHA256.hash(data: Data(statements(for: dialect).joined(separator: "\n;\n").utf8))
         return digest.map { String(format: "%02x", $0) }.joined()
     }

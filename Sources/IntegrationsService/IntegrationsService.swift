@@ -4,6 +4,7 @@ import HeraldContracts
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -12,7 +13,8 @@ import ServiceLifecycle
 
 /// The Integrations service: every way real activity enters Herald (the events API, Shopify, WooCommerce,
 /// Zapier and signed webhooks, all publishing `activity.captured`) and Herald's own webhooks out to customers.
-public struct IntegrationsService: Sendable {
+public struct IntegrationsService: HeraldModule {
+    public static let name = "integrations"
     let database: any Database
     let bus: any EventBus
     let access: AccessControl

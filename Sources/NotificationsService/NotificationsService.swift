@@ -3,6 +3,7 @@ import HeraldContracts
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -11,7 +12,8 @@ import ServiceLifecycle
 
 /// The Notifications service: notifications, templates, targeting rules and A/B tests, and their delivery to
 /// visitors' pages (the widget, its feed, the live stream and the beacons it sends back).
-public struct NotificationsService: Sendable {
+public struct NotificationsService: HeraldModule {
+    public static let name = "notifications"
     let database: any Database
     let bus: any EventBus
     let access: AccessControl

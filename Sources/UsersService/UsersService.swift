@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -10,7 +11,8 @@ import Logging
 /// The Users service: accounts, sign-in sessions, organizations and their members, invitations, sites and
 /// their keys, and the audit log. It also answers the authorization questions of every other service
 /// (``UsersDirectory``).
-public struct UsersService: Sendable {
+public struct UsersService: HeraldModule {
+    public static let name = "users"
     let database: any Database
     let bus: any EventBus
     let tokens: AccessTokenService
@@ -62,6 +64,11 @@ public struct UsersService: Sendable {
 
     /// The authorization directory backed by this service's tables, for in-process use by every service.
     public var directory: any AccessDirectory { access.directory }
+
+    /// The same directory without the rest of the service, for processes that do not run the Users routes.
+    public static func directory(database: any Database, policy: SessionPolicy) -> any AccessDirectory {
+        UsersDirectory(database: database, sessions: SessionStore(policy: policy))
+    }
 
     /// Adds the service's routes.
     public func addRoutes(to router: some RouterMethods<HeraldRequestContext>) {

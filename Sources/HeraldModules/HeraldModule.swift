@@ -1,0 +1,26 @@
+import HeraldEvents
+import HeraldHTTP
+import HeraldStorage
+import Hummingbird
+import ServiceLifecycle
+
+/// What a Herald service contributes to a running process: its tables, its routes, the event consumers it
+/// runs and its other long-running parts. The composition root iterates the modules the configuration selects,
+/// and derives the list of migrations from the same catalogue, so nothing is kept in step by hand.
+public protocol HeraldModule: Sendable {
+    /// The service's name (`users`, `notifications`, …), as `--services` spells it.
+    static var name: String { get }
+    /// The service's migrations. Every set applies whichever services run, so one database has one schema.
+    static var migrations: MigrationSet { get }
+    /// Adds the service's routes.
+    func addRoutes(to router: some RouterMethods<HeraldRequestContext>)
+    /// The consumer groups this service runs on the event bus.
+    var consumers: [any EventConsumer] { get }
+    /// Other long-running parts (dispatchers, schedulers, caches' refreshers), started and stopped in order.
+    var services: [any Service] { get }
+}
+
+extension HeraldModule {
+    public var consumers: [any EventConsumer] { [] }
+    public var services: [any Service] { [] }
+}
