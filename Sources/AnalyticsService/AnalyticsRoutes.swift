@@ -5,124 +5,56 @@ import HeraldSecurity
 import HeraldStorage
 import Hummingbird
 
-struct MetricCounts: Encodable, Sendable {
-    var impressions = 0
-    var hovers = 0
-    var clicks = 0
-    var closes = 0
-    var conversions = 0
-    /// clicks ÷ impressions, 0 without impressions.
-    var clickThroughRate: Double { impressions == 0 ? 0 : Double(clicks) / Double(impressions) }
-
-    mutating func add(_ other: MetricCounts) {
-        impressions += other.impressions
-        hovers += other.hovers
-        clicks += other.clicks
-        closes += other.closes
-        conversions += other.conversions
-    }
-
-    enum CodingKeys: String, CodingKey { case impressions, hovers, clicks, closes, conversions, clickThroughRate }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(impressions, forKey: .impressions)
-        try container.encode(hovers, forKey: .hovers)
-        try container.encode(clicks, forKey: .clicks)
-        try container.encode(closes, forKey: .closes)
-        try container.encode(conversions, forKey: .conversions)
-        try container.encode((clickThroughRate * 10_000).rounded() / 10_000, forKey: .clickThroughRate)
-    }
-}
-
-struct VariantSummary: Encodable, Sendable {
-    var variantId: UUID
-    var metrics: MetricCounts
-}
-
-struct NotificationSummary: Encodable, Sendable {
-    var notificationId: UUID
-    var metrics: MetricCounts
-    var variants: [VariantSummary]
-}
-
-struct AnalyticsSummary: Encodable, Sendable {
-    var siteId: UUID
-    var from: String
-    var to: String
-    var totals: MetricCounts
-    var notifications: [NotificationSummary]
-    /// Conversions tracked while no notification had been seen.
-    var unattributedConversions: Int
-}
-
 extension AnalyticsService {
-    static let maxRangeDays = 366
+    func addReportRoutes(to router: some RouterMethods<HeraldRequestContext>) {
+        let reports = router.group("sites/:siteId/analytics")
+        reports.get { request, context in
+            let (site, query) = try await self.prepare(request, context)
+            return JSONResponse(try await self.engine.summary(site, query))
+        }
+        reports.get("funnels") { request, context in
+            let (site, query) = try await self.prepare(request, context)
+            return JSONResponse(try await self.engine.funnel(site, query))
+        }
+        reports.get("cohorts") { request, context in
+            let (site, query) = try await self.prepare(request, context)
+            return JSONResponse(try await self.engine.cohorts(site, query))
+        }
+        reports.get("attribution") { request, context in
+            let (site, query) = try await self.prepare(request, context)
+            return JSONResponse(try await self.engine.attribution(site, query))
+        }
+        reports.get("ab-tests") { request, context in
+            let (site, query) = try await self.prepare(request, context)
+            return JSONResponse(try await self.engine.experiments(site, query))
+        }
+    }
 
-    /// Impressions, hovers, clicks, closes and conversions per notification and per variant, between two UTC
-    /// days inclusive (default: the last 30 days).
-    @Sendable func summary(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<AnalyticsSummary> {
+    /// The site of the path (after checking the caller may read its analytics, and the site's report budget) and
+    /// the report parameters, validated against the site's calendar.
+    func prepare(_ request: Request, _ context: HeraldRequestContext) async throws -> (ReportSite, ReportQuery) {
         let siteId = try context.uuidParameter("siteId", resource: "Site")
         let grant = try await access.site(siteId, .analyticsRead, context: context)
-        var validator = Validator()
-        let today = AnalyticsDay.parse(AnalyticsDay.string(Date())) ?? Date()
-        func day(_ name: String, default value: Date) -> Date {
-            guard let text = request.uri.queryParameters.get(name) else { return value }
-            guard let date = AnalyticsDay.parse(text) else {
-                validator.add(name, "must be a date like 2026-11-29")
-                return value
-            }
-            return date
-        }
-        let to = day("to", default: today)
-        let from = day("from", default: to.addingTimeInterval(-29 * 86_400))
-        if from > to { validator.add("from", "must not be after to") }
-        if to.timeIntervalSince(from) > Double(Self.maxRangeDays) * 86_400 {
-            validator.add("from", "must be at most \(Self.maxRangeDays) days before to")
-        }
-        try validator.check()
-        let (fromText, toText) = (AnalyticsDay.string(from), AnalyticsDay.string(to))
+        var parameters: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters { parameters[String(name)] = String(value) }
+        try await checkQueryBudget(siteId: siteId)
+        let site = try await engine.site(siteId, organizationId: grant.organizationId)
+        return (site, try ReportQuery.parse(parameters, today: site.today(), retention: options.retention))
+    }
 
-        let rows = try await database.transaction(grant.scope) { tx in
-            let range: SQL =
-                tx.dialect == .postgres
-                ? "day BETWEEN CAST(\(fromText) AS DATE) AND CAST(\(toText) AS DATE)"
-                : "day BETWEEN \(fromText) AND \(toText)"
-            return try await tx.query(
-                """
-                SELECT notification_id, variant_id, SUM(impressions) AS impressions, SUM(hovers) AS hovers, SUM(clicks) AS clicks,
-                    SUM(closes) AS closes, SUM(conversions) AS conversions
-                FROM \(Self.dailyCounts) WHERE site_id = \(siteId) AND \(range)
-                GROUP BY notification_id, variant_id
-                """
+    /// Reports are heavy: each site gets `queriesPerMinute`, shared by every member and token.
+    func checkQueryBudget(siteId: UUID) async throws {
+        let now = Date()
+        let key = "analytics:queries:\(siteId.lowercased)"
+        let hits = await limiter.hit(key, window: .seconds(60), now: now)
+        guard hits <= options.queriesPerMinute else {
+            let (_, oldest) = await limiter.count(key, window: .seconds(60), now: now)
+            let retry = Int(((oldest ?? now).addingTimeInterval(60)).timeIntervalSince(now).rounded(.up))
+            throw HeraldError.tooManyRequests(
+                retryAfter: retry,
+                detail:
+                    "This site asked for more than \(options.queriesPerMinute) reports in a minute. Wait \(max(1, retry)) seconds, or export the report instead."
             )
         }
-        var totals = MetricCounts()
-        var byNotification: [UUID: (MetricCounts, [VariantSummary])] = [:]
-        var unattributed = 0
-        for row in rows {
-            let counts = MetricCounts(
-                impressions: try row.get("impressions"), hovers: try row.get("hovers"), clicks: try row.get("clicks"),
-                closes: try row.get("closes"), conversions: try row.get("conversions")
-            )
-            totals.add(counts)
-            let notificationId: UUID = try row.get("notification_id")
-            let variantId: UUID = try row.get("variant_id")
-            guard notificationId != Self.none else {
-                unattributed += counts.conversions
-                continue
-            }
-            var entry = byNotification[notificationId] ?? (MetricCounts(), [])
-            entry.0.add(counts)
-            if variantId != Self.none { entry.1.append(VariantSummary(variantId: variantId, metrics: counts)) }
-            byNotification[notificationId] = entry
-        }
-        let notifications = byNotification.map { id, entry in
-            NotificationSummary(notificationId: id, metrics: entry.0, variants: entry.1.sorted { $0.variantId.lowercased < $1.variantId.lowercased })
-        }.sorted { $0.notificationId.lowercased < $1.notificationId.lowercased }
-        return JSONResponse(
-            AnalyticsSummary(
-                siteId: siteId, from: fromText, to: toText, totals: totals, notifications: notifications, unattributedConversions: unattributed)
-        )
     }
 }

@@ -65,6 +65,7 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
         services += module.services
     }
     services += consumers.map { bus.consumerService(for: $0) }
+    services += bus.maintenanceServices()
 
     var app = Application(
         router: router,

@@ -1,3 +1,4 @@
+import AnalyticsService
 import Foundation
 import HeraldCore
 import HeraldStorage
@@ -61,6 +62,8 @@ public struct HeraldConfiguration: Sendable {
     public var notificationOptions = NotificationsService.Options()
     /// Intake limits (HERALD_ACTIVITIES_PER_MINUTE).
     public var integrationOptions = IntegrationsService.Options()
+    /// Retention and report limits (HERALD_ANALYTICS_*).
+    public var analyticsOptions = AnalyticsService.Options()
     /// How often event consumers poll when not woken by a local commit.
     public var eventPollInterval: Duration = .milliseconds(500)
 

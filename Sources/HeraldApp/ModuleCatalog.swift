@@ -54,7 +54,9 @@ enum ModuleCatalog {
             )
         },
         ModuleEntry(AnalyticsService.self) { env in
-            AnalyticsService(database: env.database, access: env.access, logger: env.logger)
+            AnalyticsService(
+                database: env.database, access: env.access, limiter: env.rateLimiter, options: env.config.analyticsOptions, logger: env.logger
+            )
         },
         ModuleEntry(IntegrationsService.self) { env in
             var options = env.config.integrationOptions

@@ -16,6 +16,38 @@ public protocol EventBus: Sendable {
     func deadLetters(group: String?) async throws -> [DeadLetter]
     /// Moves a dead letter back to the retry queue so it is delivered again soon.
     func requeue(group: String, eventId: UUID) async throws -> Bool
+    /// How far behind each consumer group of this process is: events published but not yet delivered.
+    func lag() async throws -> [ConsumerLag]
+    /// Housekeeping the bus needs while it runs (pruning delivered events), if any.
+    func maintenanceServices() -> [any Service]
+}
+
+/// A consumer group's backlog.
+public struct ConsumerLag: Sendable, Codable, Equatable {
+    public var group: String
+    /// Events of the group's types published after its position.
+    public var pending: Int
+    /// Deliveries waiting for a retry, and dead letters.
+    public var retrying: Int
+    public var dead: Int
+    /// When the oldest undelivered event was published.
+    public var oldestPendingAt: Date?
+}
+
+/// How long the database bus keeps what it has delivered.
+public struct BusRetention: Sendable {
+    /// Events every group has passed are deleted once older than this (dead letters' events are kept).
+    public var events: TimeInterval
+    /// Processed markers (the duplicate guard) are kept this long; a redelivery after it would be applied again.
+    public var processedMarkers: TimeInterval
+    /// How often to prune.
+    public var interval: Duration
+
+    public init(events: TimeInterval = 3 * 86_400, processedMarkers: TimeInterval = 7 * 86_400, interval: Duration = .seconds(60)) {
+        self.events = events
+        self.processedMarkers = processedMarkers
+        self.interval = interval
+    }
 }
 
 /// A delivery that failed `RetryPolicy.maxAttempts` times.
@@ -96,6 +128,9 @@ public final class DatabaseEventBus: EventBus {
     let batchSize: Int
     let instanceId = UUID().lowercased
     let signal = WakeSignal()
+    let retention: BusRetention
+    /// The groups this process consumes, with their event types (for lag).
+    let groups = Mutex<[String: Set<String>]>([:])
     /// Consumers start delivering once this opens (after migrations have run).
     public let started: ReadyGate
 
@@ -105,9 +140,11 @@ public final class DatabaseEventBus: EventBus {
         retryPolicy: RetryPolicy = RetryPolicy(),
         pollInterval: Duration = .milliseconds(500),
         batchSize: Int = 100,
+        retention: BusRetention = BusRetention(),
         started: ReadyGate = ReadyGate(open: true)
     ) {
         self.started = started
+        self.retention = retention
         self.database = database
         self.logger = logger
         self.retryPolicy = retryPolicy
@@ -120,7 +157,83 @@ public final class DatabaseEventBus: EventBus {
     }
 
     public func consumerService(for consumer: any EventConsumer) -> any Service {
-        ConsumerRunner(bus: self, consumer: consumer)
+        groups.withLock { $0[consumer.group] = consumer.eventTypes }
+        return ConsumerRunner(bus: self, consumer: consumer)
+    }
+
+    public func lag() async throws -> [ConsumerLag] {
+        let registered = groups.withLock { $0 }
+        var result: [ConsumerLag] = []
+        for (group, types) in registered.sorted(by: { $0.key < $1.key }) {
+            let typeList = SQL.joined(types.sorted().map { "\($0)" }, separator: ", ")
+            let row = try await database.transaction(.system) { tx in
+                try await tx.queryFirst(
+                    """
+                    SELECT
+                      (SELECT COUNT(*) FROM \(Tables.events) e WHERE e.type IN (\(typeList))
+                         AND (e.tx_id, e.seq) > (COALESCE(s.position_tx, 0), COALESCE(s.position_seq, 0))) AS pending,
+                      (SELECT MIN(e.occurred_at) FROM \(Tables.events) e WHERE e.type IN (\(typeList))
+                         AND (e.tx_id, e.seq) > (COALESCE(s.position_tx, 0), COALESCE(s.position_seq, 0))) AS oldest,
+                      (SELECT COUNT(*) FROM \(Tables.retries) r WHERE r.group_name = \(group) AND r.dead = \(false)) AS retrying,
+                      (SELECT COUNT(*) FROM \(Tables.retries) r WHERE r.group_name = \(group) AND r.dead = \(true)) AS dead
+                    FROM (SELECT \(group) AS g) AS q LEFT JOIN \(Tables.subscriptions) s ON s.group_name = q.g
+                    """
+                )
+            }
+            result.append(
+                ConsumerLag(
+                    group: group, pending: try row?.get("pending") ?? 0, retrying: try row?.get("retrying") ?? 0,
+                    dead: try row?.get("dead") ?? 0, oldestPendingAt: try row?.get("oldest")
+                )
+            )
+        }
+        return result
+    }
+
+    public func maintenanceServices() -> [any Service] {
+        [BusPruner(bus: self)]
+    }
+
+    /// Deletes delivered events older than the retention that every group has passed and no retry needs, and
+    /// processed markers past theirs, in bounded chunks. Returns how many events and markers it deleted.
+    @discardableResult
+    public func prune(now: Date = Date()) async throws -> (events: Int, markers: Int) {
+        let eventCutoff = now.addingTimeInterval(-retention.events)
+        let markerCutoff = now.addingTimeInterval(-retention.processedMarkers)
+        var events = 0
+        var markers = 0
+        while true {
+            let deleted = try await database.transaction(.system) { tx in
+                try await tx.query(
+                    """
+                    DELETE FROM \(Tables.events) WHERE seq IN (
+                        SELECT e.seq FROM \(Tables.events) e
+                        WHERE e.occurred_at < \(eventCutoff)
+                          AND (e.tx_id, e.seq) < (SELECT position_tx, position_seq FROM \(Tables.subscriptions)
+                                                  ORDER BY position_tx, position_seq LIMIT 1)
+                          AND NOT EXISTS (SELECT 1 FROM \(Tables.retries) r WHERE r.event_seq = e.seq)
+                        LIMIT 5000)
+                    RETURNING seq
+                    """
+                ).count
+            }
+            events += deleted
+            if deleted < 5000 { break }
+        }
+        while true {
+            let deleted = try await database.transaction(.system) { tx in
+                try await tx.query(
+                    """
+                    DELETE FROM \(Tables.processed) WHERE (group_name, event_id) IN (
+                        SELECT group_name, event_id FROM \(Tables.processed) WHERE processed_at < \(markerCutoff) LIMIT 5000)
+                    RETURNING event_id
+                    """
+                ).count
+            }
+            markers += deleted
+            if deleted < 5000 { break }
+        }
+        return (events, markers)
     }
 
     public func deadLetters(group: String?) async throws -> [DeadLetter] {
@@ -233,6 +346,8 @@ struct ConsumerRunner: Service {
 
     private func deliverNewEvents(logger: Logger) async throws -> Bool {
         let types = Array(consumer.eventTypes)
+        let batchConsumer = consumer as? any BatchEventConsumer
+        let limit = batchConsumer?.maxBatch ?? bus.batchSize
         let batch: [(EventEnvelope, Int64, Int64)] = try await database.transaction(.system) { tx in
             guard let position = try await claim(tx) else { return [] }
             let typeList = SQL.joined(types.map { "\($0)" }, separator: ", ")
@@ -247,12 +362,22 @@ struct ConsumerRunner: Service {
                 WHERE (tx_id, seq) > (\(position.tx), \(position.seq)) \(visible)
                   AND type IN (\(typeList))
                 ORDER BY tx_id, seq
-                LIMIT \(bus.batchSize)
+                LIMIT \(limit)
                 """
             )
             return try rows.map { (try DatabaseEventBus.envelope(from: $0), try $0.get("tx_id"), try $0.get("seq")) }
         }
         guard let last = batch.last else { return false }
+        if let batchConsumer {
+            do {
+                let applied = try await applyBatch(batch.map(\.0), consumer: batchConsumer, advancingTo: (last.1, last.2))
+                for event in applied { await consumer.didCommit(event) }
+                return true
+            } catch {
+                // One bad event must not hold back the rest: apply them one by one, so only it is retried.
+                logger.warning("event batch failed; applying its events one at a time", metadata: ["error": "\(error)"])
+            }
+        }
         for (event, _, seq) in batch {
             do {
                 try await apply(event)
@@ -261,14 +386,45 @@ struct ConsumerRunner: Service {
             }
         }
         try await database.transaction(.system) { tx in
-            try await tx.execute(
-                """
-                UPDATE \(Tables.subscriptions) SET position_tx = \(last.1), position_seq = \(last.2)
-                WHERE group_name = \(consumer.group) AND lease_owner = \(bus.instanceId)
-                """
-            )
+            try await advance(to: (last.1, last.2), in: tx)
         }
         return true
+    }
+
+    private func advance(to position: (tx: Int64, seq: Int64), in tx: any SQLExecutor) async throws {
+        try await tx.execute(
+            """
+            UPDATE \(Tables.subscriptions) SET position_tx = \(position.tx), position_seq = \(position.seq)
+            WHERE group_name = \(consumer.group) AND lease_owner = \(bus.instanceId)
+            """
+        )
+    }
+
+    /// Applies the events of a batch this group has not applied yet, marks them processed and moves the group's
+    /// position past them, all in one transaction. Returns the events it applied.
+    private func applyBatch(
+        _ events: [EventEnvelope], consumer: any BatchEventConsumer, advancingTo position: (tx: Int64, seq: Int64)
+    ) async throws -> [EventEnvelope] {
+        let now = Date()
+        return try await database.transaction(.system) { tx in
+            var fresh = Set<UUID>()
+            for start in stride(from: 0, to: events.count, by: 500) {
+                let chunk = events[start..<min(start + 500, events.count)]
+                let values = SQL.joined(chunk.map { "(\(consumer.group), \($0.id), \(now))" }, separator: ", ")
+                let rows = try await tx.query(
+                    """
+                    INSERT INTO \(Tables.processed) (group_name, event_id, processed_at) VALUES \(values)
+                    ON CONFLICT (group_name, event_id) DO NOTHING RETURNING event_id
+                    """
+                )
+                for row in rows { fresh.insert(try row.get("event_id")) }
+            }
+            let unapplied = events.filter { fresh.contains($0.id) }
+            if !unapplied.isEmpty { try await consumer.handle(batch: unapplied, in: tx) }
+            try await tx.setTenant(.system)
+            try await advance(to: position, in: tx)
+            return unapplied
+        }
     }
 
     private func deliverDueRetries(logger: Logger) async throws -> Bool {
@@ -332,6 +488,28 @@ struct ConsumerRunner: Service {
                     last_error = excluded.last_error, dead = excluded.dead, updated_at = excluded.updated_at
                 """
             )
+        }
+    }
+}
+
+/// Prunes the event log on an interval, once consumers have started.
+struct BusPruner: Service {
+    let bus: DatabaseEventBus
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !bus.started.isOpen && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+            while !Task.isCancelled {
+                do {
+                    let (events, markers) = try await bus.prune()
+                    if events + markers > 0 {
+                        bus.logger.info("pruned the event log", metadata: ["events": "\(events)", "markers": "\(markers)"])
+                    }
+                } catch {
+                    bus.logger.warning("could not prune the event log", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: bus.retention.interval)
+            }
         }
     }
 }

@@ -18,6 +18,28 @@ extension EventConsumer {
     public func didCommit(_ event: EventEnvelope) async {}
 }
 
+/// A consumer that applies many events in one transaction: the high-volume groups (beacons, usage metering),
+/// where one transaction per event would be the bottleneck.
+///
+/// The bus hands it the events it has not yet applied, in commit order, in one transaction that starts in the
+/// system scope; the handler switches to each event's tenant with `SQLExecutor.setTenant(_:)` before writing
+/// tenant rows. If the batch fails, the bus falls back to applying its events one at a time with
+/// `handle(_:in:)`, so one poisoned event is retried and dead-lettered alone.
+public protocol BatchEventConsumer: EventConsumer {
+    /// The most events handed over at once.
+    var maxBatch: Int { get }
+    func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws
+}
+
+extension BatchEventConsumer {
+    public var maxBatch: Int { 200 }
+
+    /// A single event is a batch of one, in the event's tenant scope (already set by the bus).
+    public func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {
+        try await handle(batch: [event], in: tx)
+    }
+}
+
 /// How a failed delivery is retried before it is moved to the dead-letter list.
 public struct RetryPolicy: Sendable {
     public var maxAttempts: Int

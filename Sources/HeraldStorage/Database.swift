@@ -31,6 +31,9 @@ public protocol SQLExecutor: Sendable {
     var dialect: SQLDialect { get }
     /// Runs a statement and returns its rows.
     func query(_ sql: SQL) async throws -> [SQLRow]
+    /// Switches the transaction to another tenant's rows (PostgreSQL's row-level security settings; SQLite has
+    /// none). For batch consumers that write several tenants' rows in one transaction.
+    func setTenant(_ scope: TenantScope) async throws
 }
 
 extension SQLExecutor {

@@ -166,6 +166,10 @@ struct PostgresExecutor: SQLExecutor {
     let logger: Logger
     var dialect: SQLDialect { .postgres }
 
+    func setTenant(_ scope: TenantScope) async throws {
+        try await applyScope(scope)
+    }
+
     /// Sets the per-transaction settings that the row-level security policies read.
     func applyScope(_ scope: TenantScope) async throws {
         let org = scope.organizationId?.lowercased ?? ""

@@ -209,3 +209,37 @@ enum JSONText {
         return false
     }
 }
+
+extension SQL {
+    /// `INSERT INTO table (columns) VALUES (…), (…) suffix`, split into as many statements as the stores' parameter
+    /// limits need. For batch writers: one statement per few thousand rows instead of one per row.
+    public static func insert(
+        into table: Table, alias: String? = nil, columns: [String], rows: [[SQLValue]], suffix: SQL = "", maxParameters: Int = 30_000
+    ) -> [SQL] {
+        guard !rows.isEmpty, !columns.isEmpty else { return [] }
+        let perStatement = max(1, maxParameters / columns.count)
+        var statements: [SQL] = []
+        var start = 0
+        while start < rows.count {
+            let end = min(start + perStatement, rows.count)
+            var sql = SQL(stringLiteral: "INSERT INTO ")
+            sql.fragments.append(.table(table))
+            sql.fragments.append(.literal((alias.map { " AS \($0)" } ?? "") + " (" + columns.joined(separator: ", ") + ") VALUES "))
+            sql.fragments.reserveCapacity((end - start) * columns.count * 2 + 4)
+            for index in start..<end {
+                let row = rows[index]
+                precondition(row.count == columns.count, "a row has \(row.count) values for \(columns.count) columns")
+                sql.fragments.append(.literal(index == start ? "(" : ", ("))
+                for (position, value) in row.enumerated() {
+                    if position > 0 { sql.fragments.append(.literal(", ")) }
+                    sql.fragments.append(.bind(value))
+                }
+                sql.fragments.append(.literal(")"))
+            }
+            sql.fragments.append(contentsOf: suffix.fragments)
+            statements.append(sql)
+            start = end
+        }
+        return statements
+    }
+}

@@ -76,6 +76,8 @@ struct SQLiteExecutor: SQLExecutor {
     let connection: SQLiteConnection
     var dialect: SQLDialect { .sqlite }
 
+    func setTenant(_ scope: TenantScope) async throws {}
+
     func raw(_ text: String) async throws {
         do {
             _ = try await connection.query(text, [])

@@ -5,33 +5,42 @@ import HeraldEvents
 import HeraldStorage
 import Logging
 
-/// Writes beacon batches with group commit: while one transaction is being committed, the requests that
-/// arrive meanwhile queue up and share the next one, and each request is answered only after its batch is
-/// durable. An idle writer commits at once (no timer adds latency); under load the batch grows with the commit
-/// time, so throughput scales with the batch size instead of one commit per beacon, and nothing acknowledged is lost.
+/// Writes beacons with group commit: while one transaction is being committed, the pages that send beacons
+/// meanwhile queue up and share the next one, and each request is answered only after its batch is durable.
+/// An idle writer commits at once (no timer adds latency); under load a batch grows with the commit time, so
+/// throughput scales with the batch instead of one commit per request. Each commit appends one
+/// `widget.beacons_recorded` event per site, holding every visit of that site in the batch.
+///
+/// Past `maxPending` waiting visits the writer refuses more with 503 and `Retry-After` instead of queueing
+/// without bound: an accepted beacon is never dropped, a refused one is the client's to resend.
 actor BeaconWriter {
     struct Pending {
-        var event: BeaconsRecorded
-        var organizationId: UUID
+        var route: SiteRoute
+        var visit: Visit
         var continuation: CheckedContinuation<Void, any Error>
     }
 
     let database: any Database
     let bus: any EventBus
+    let logger: Logger
     let maxBatch: Int
+    let maxPending: Int
     private var pending: [Pending] = []
     private var flushing = false
 
-    init(database: any Database, bus: any EventBus, maxBatch: Int = 500) {
+    init(database: any Database, bus: any EventBus, logger: Logger, maxBatch: Int = 2000, maxPending: Int = 20_000) {
         self.database = database
         self.bus = bus
+        self.logger = logger
         self.maxBatch = maxBatch
+        self.maxPending = maxPending
     }
 
-    /// Returns once the batch is committed to the outbox.
-    func write(_ event: BeaconsRecorded, organizationId: UUID) async throws {
+    /// Returns once the visit is committed to the outbox.
+    func write(_ visit: Visit, route: SiteRoute) async throws {
+        guard pending.count < maxPending else { throw HeraldError.overloaded }
         try await withCheckedThrowingContinuation { continuation in
-            pending.append(Pending(event: event, organizationId: organizationId, continuation: continuation))
+            pending.append(Pending(route: route, visit: visit, continuation: continuation))
             if !flushing {
                 flushing = true
                 Task { await self.flush() }
@@ -39,23 +48,50 @@ actor BeaconWriter {
         }
     }
 
-    /// Commits batches until nothing is waiting; requests that arrive during a commit join the next batch.
+    /// Commits batches until nothing is waiting; visits that arrive during a commit join the next batch.
     private func flush() async {
         while !pending.isEmpty {
             let batch = Array(pending.prefix(maxBatch))
             pending.removeFirst(batch.count)
+            let now = Date().unixMilliseconds
+            var bySite: [UUID: (route: SiteRoute, visits: [Visit])] = [:]
+            for item in batch { bySite[item.route.siteId, default: (item.route, [])].visits.append(item.visit) }
+            let envelopes = bySite.values.map { site in
+                EventEnvelope(
+                    type: BeaconBatch.eventType, version: BeaconBatch.schemaVersion, organizationId: site.route.organizationId,
+                    siteId: site.route.siteId,
+                    data: BeaconBatch(
+                        siteId: site.route.siteId, timezone: site.route.clock.timeZone.identifier, receivedAt: now, visits: site.visits
+                    ).encodedJSON()
+                )
+            }
             do {
                 try await database.transaction(.system) { tx in
-                    for item in batch {
-                        try await Outbox.append(item.event, organizationId: item.organizationId, siteId: item.event.siteId, in: tx)
-                    }
+                    for envelope in envelopes { try await Outbox.append(envelope, in: tx) }
                 }
                 bus.didCommitEvents()
                 for item in batch { item.continuation.resume() }
             } catch {
-                for item in batch { item.continuation.resume(throwing: error) }
+                logger.error("could not store beacons", metadata: ["error": "\(error)", "visits": "\(batch.count)"])
+                for item in batch { item.continuation.resume(throwing: HeraldError.storeUnavailable) }
             }
         }
         flushing = false
     }
+}
+
+extension HeraldError {
+    /// Too much is waiting to be written: the client should send again shortly.
+    static let overloaded = HeraldError(
+        status: 503, slug: "overloaded", title: "Service unavailable",
+        detail: "Herald is receiving more beacons than it can store right now; nothing of this request was kept. Send it again after Retry-After.",
+        headers: [("Retry-After", "2")]
+    )
+
+    /// The store refused the write: nothing was kept.
+    static let storeUnavailable = HeraldError(
+        status: 503, slug: "store-unavailable", title: "Service unavailable",
+        detail: "Herald could not store these beacons; nothing of this request was kept. Send it again after Retry-After.",
+        headers: [("Retry-After", "5")]
+    )
 }

@@ -40,7 +40,7 @@ actor FeedCache {
     /// Built feeds and resolved keys, readable without entering the actor: the hot path is a lock and a lookup.
     private struct Shared {
         var entries: [UUID: Entry] = [:]
-        var routes: [String: (siteId: UUID, organizationId: UUID)] = [:]
+        var routes: [String: SiteRoute] = [:]
     }
     private nonisolated let shared = Mutex(Shared())
     private var builds: [UUID: Task<Entry?, any Error>] = [:]
@@ -71,13 +71,16 @@ actor FeedCache {
     }
 
     /// The site a public key belongs to, or nil for an unknown key.
-    nonisolated func route(publicKey: String) async throws -> (siteId: UUID, organizationId: UUID)? {
+    nonisolated func route(publicKey: String) async throws -> SiteRoute? {
         if let route = shared.withLock({ $0.routes[publicKey] }) { return route }
         guard publicKey.hasPrefix("pk_"), publicKey.utf8.count <= 64 else { return nil }
         let sites = self.sites
-        guard let route = try await database.transaction(.system, { try await sites.route(publicKey: publicKey, in: $0) }) else {
+        guard let key = try await database.transaction(.system, { try await sites.route(publicKey: publicKey, in: $0) }) else {
             return nil
         }
+        // The time zone lives with the tenant's copy of the site.
+        let site = try await database.transaction(.organization(key.organizationId)) { try await sites.find(key.siteId, in: $0) }
+        let route = SiteRoute(siteId: key.siteId, organizationId: key.organizationId, clock: SiteClock.named(site?.timezone ?? "UTC"))
         shared.withLock { shared in
             if shared.routes.count > 100_000 { shared.routes.removeAll() }
             shared.routes[publicKey] = route
@@ -170,6 +173,13 @@ actor FeedCache {
             logger.warning("could not push new activity", metadata: ["site": "\(siteId)", "error": "\(error)"])
         }
     }
+}
+
+/// A site a public key resolves to, with its clock for local days.
+struct SiteRoute: Sendable {
+    var siteId: UUID
+    var organizationId: UUID
+    var clock: SiteClock
 }
 
 /// An `activity` event on the live stream: the new activity rendered for each notification that shows it.

@@ -104,7 +104,9 @@ extension NotificationsService {
     static func changed(_ notification: Notification) -> NotificationChanged {
         NotificationChanged(
             notificationId: notification.id, siteId: notification.siteId, name: notification.name, type: notification.type.rawValue,
-            status: notification.status.rawValue
+            status: notification.status.rawValue,
+            variants: notification.variants.isEmpty
+                ? nil : notification.variants.map { ExperimentVariant(id: $0.id, name: $0.name, weight: $0.weight) }
         )
     }
 

@@ -12,6 +12,8 @@ enum NotificationTables {
     static let targetingRules = Table("notifications", "targeting_rules")
     static let abTests = Table("notifications", "ab_tests")
     static let abTestVariants = Table("notifications", "ab_test_variants")
+    /// One random salt per site-local day for visitor pseudonyms; deleted two days later.
+    static let visitorSalts = Table("notifications", "visitor_salts")
 }
 
 extension NotificationsService {
@@ -21,6 +23,7 @@ extension NotificationsService {
         migrations: [
             NotificationsMigrations.v1,
             NotificationsMigrations.v2,
+            NotificationsMigrations.v3,
         ]
     )
 }

@@ -22,6 +22,7 @@ public struct NotificationsService: HeraldModule {
     let stream: LiveStream
     let presence: PresenceTracker
     let beacons: BeaconWriter
+    let hasher: VisitorHasher
     let widget: WidgetAsset
     let options: Options
     let notifications = NotificationStore()
@@ -68,7 +69,8 @@ public struct NotificationsService: HeraldModule {
             refreshAfter: TimeInterval(options.feedRefreshSeconds)
         )
         self.presence = PresenceTracker()
-        self.beacons = BeaconWriter(database: database, bus: bus)
+        self.beacons = BeaconWriter(database: database, bus: bus, logger: logger)
+        self.hasher = VisitorHasher(database: database)
         self.widget = WidgetAsset.load()
     }
 
@@ -79,7 +81,7 @@ public struct NotificationsService: HeraldModule {
 
     /// Long-running parts: live-stream keep-alives and shutdown, presence pruning.
     public var services: [any Service] {
-        [LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence)]
+        [LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence, hasher: hasher)]
     }
 
     public func addRoutes(to router: some RouterMethods<HeraldRequestContext>) {
@@ -96,15 +98,17 @@ public struct NotificationsService: HeraldModule {
     }
 }
 
-/// Forgets visitors who left, once a minute.
+/// Once a minute: forgets visitors who left, and salts past their two days.
 struct PresencePruner: Service {
     let presence: PresenceTracker
+    let hasher: VisitorHasher
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(60))
                 presence.prune()
+                try? await hasher.prune()
             }
         }
     }

@@ -48,6 +48,7 @@ struct WidgetCORSMiddleware: RouterMiddleware {
     }
 }
 
+/// The body of `POST /widget/v1/{publicKey}/beacons` (docs/WIDGET.md, openapi.json).
 struct BeaconRequest: Decodable {
     struct Event: Decodable {
         var type: String
@@ -55,12 +56,34 @@ struct BeaconRequest: Decodable {
         var variantId: UUID?
         var activityId: UUID?
         var goal: String?
+        var value: Double?
         var path: String?
         /// Milliseconds since 1970, by the visitor's clock.
         var at: Double?
+        var exposure: Bool?
+        var firstConversion: Bool?
+        var firstSeenAt: Double?
+        var previousConversionAt: Double?
+        var touches: [TouchBody]?
+    }
+
+    struct TouchBody: Decodable {
+        var notificationId: UUID
+        var variantId: UUID?
+        var type: String
+        var at: Double
+    }
+
+    struct UTM: Decodable {
+        var source: String?
+        var medium: String?
+        var campaign: String?
     }
 
     var visitorId: String
+    var sessionId: String?
+    var referrer: String?
+    var utm: UTM?
     var events: [Event]
 }
 
@@ -78,7 +101,8 @@ struct ContextBody: Encodable, Sendable {
 }
 
 extension NotificationsService {
-    static let beaconTypes: Set<String> = ["impression", "hover", "click", "close", "conversion", "heartbeat"]
+    static let beaconTypes: Set<String> = ["pageview", "impression", "hover", "click", "close", "conversion", "heartbeat"]
+    static let touchTypes: Set<String> = ["impression", "hover", "click"]
     static let maxBeaconBody = 16 * 1024
 
     func addWidgetRoutes(to router: some RouterMethods<HeraldRequestContext>) {
@@ -117,7 +141,7 @@ extension NotificationsService {
         ]
     }
 
-    func route(_ context: HeraldRequestContext) async throws -> (siteId: UUID, organizationId: UUID) {
+    func route(_ context: HeraldRequestContext) async throws -> SiteRoute {
         guard let key = context.parameters.get("publicKey"), let route = try await feeds.route(publicKey: key) else {
             throw HeraldError.notFound("No site has this public key; check the data-site attribute of the embed snippet. The site")
         }
@@ -185,17 +209,18 @@ extension NotificationsService {
             throw HeraldError.payloadTooLarge(limit: Self.maxBeaconBody)
         }
         let batch = try JSONBody.decode(BeaconRequest.self, from: Data(buffer: buffer))
+        let now = Date()
+        let nowMillis = now.unixMilliseconds
         var validator = Validator()
         let visitor = batch.visitorId
-        if !(8...64).contains(visitor.count) || !visitor.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
-            validator.add("visitorId", "must be 8 to 64 letters, digits, '-' or '_'")
-        }
+        if !Self.isWidgetId(visitor) { validator.add("visitorId", "must be 8 to 64 letters, digits, '-' or '_'") }
+        if let session = batch.sessionId, !Self.isWidgetId(session) { validator.add("sessionId", "must be 8 to 64 letters, digits, '-' or '_'") }
         if !(1...50).contains(batch.events.count) { validator.add("events", "must hold 1 to 50 events") }
-        let now = Date()
-        var beacons: [Beacon] = []
+        var beacons: [RecordedBeacon] = []
         for (index, event) in batch.events.prefix(50).enumerated() {
+            let field = "events.\(index)"
             guard Self.beaconTypes.contains(event.type) else {
-                validator.add("events.\(index).type", "must be one of \(Self.beaconTypes.sorted().joined(separator: ", "))")
+                validator.add("\(field).type", "must be one of \(Self.beaconTypes.sorted().joined(separator: ", "))")
                 continue
             }
             // Paths and goals are analytics labels: control characters are dropped rather than failing the batch.
@@ -204,28 +229,89 @@ extension NotificationsService {
                 presence.heartbeat(siteId: site.siteId, path: path ?? "/", visitorId: visitor, at: now)
                 continue
             }
-            if event.type != "conversion" && event.notificationId == nil {
-                validator.add("events.\(index).notificationId", "is required for \(event.type) events")
+            if !["conversion", "pageview"].contains(event.type) && event.notificationId == nil {
+                validator.add("\(field).notificationId", "is required for \(event.type) events")
             }
-            if let goal = event.goal, goal.count > 100 { validator.add("events.\(index).goal", "must be at most 100 characters") }
+            if let goal = event.goal, goal.count > 100 { validator.add("\(field).goal", "must be at most 100 characters") }
+            if let value = event.value, !value.isFinite || abs(value) > 1e12 {
+                validator.add("\(field).value", "must be a number between -1000000000000 and 1000000000000")
+            }
+            if let touches = event.touches {
+                if touches.count > 20 { validator.add("\(field).touches", "must hold at most 20 touches") }
+                for (number, touch) in touches.enumerated() where !Self.touchTypes.contains(touch.type) {
+                    validator.add("\(field).touches.\(number).type", "must be impression, hover or click")
+                }
+            }
             // A visitor's clock may be wrong; accept it within a day, otherwise use the time of arrival.
-            let reported = event.at.map { Date(timeIntervalSince1970: $0 / 1000) }
-            let occurredAt = reported.flatMap { abs($0.timeIntervalSince(now)) < 86_400 ? $0 : nil } ?? now
+            let at = Self.plausible(event.at, now: nowMillis) ?? nowMillis
             beacons.append(
-                Beacon(
+                RecordedBeacon(
                     type: event.type, notificationId: event.notificationId, variantId: event.variantId, activityId: event.activityId,
-                    goal: event.goal?.removingControlCharacters, path: path, occurredAt: occurredAt
+                    goal: event.goal?.removingControlCharacters, value: event.type == "conversion" ? event.value : nil, path: path, at: at,
+                    exposure: event.type == "impression" ? event.exposure : nil,
+                    firstConversion: event.type == "conversion" ? event.firstConversion : nil,
+                    firstSeenAt: Self.earlier(event.firstSeenAt, than: at, within: 5 * 365 * 86_400_000),
+                    previousConversionAt: event.type == "conversion"
+                        ? Self.earlier(event.previousConversionAt, than: at, within: 366 * 86_400_000) : nil,
+                    touches: event.type == "conversion"
+                        ? event.touches?.prefix(20).compactMap { touch in
+                            Self.earlier(touch.at, than: at, within: 90 * 86_400_000).map {
+                                Touch(notificationId: touch.notificationId, variantId: touch.variantId, kind: touch.type, at: $0)
+                            }
+                        } : nil
                 )
             )
         }
+        if let referrer = batch.referrer, referrer.utf8.count > 2000 { validator.add("referrer", "must be at most 2000 characters") }
+        for (name, value) in [("source", batch.utm?.source), ("medium", batch.utm?.medium), ("campaign", batch.utm?.campaign)] {
+            if let value, value.count > 100 { validator.add("utm.\(name)", "must be at most 100 characters") }
+        }
         try validator.check()
         if !beacons.isEmpty {
-            try await self.beacons.write(
-                BeaconsRecorded(siteId: site.siteId, visitorId: visitor, receivedAt: now, beacons: beacons),
-                organizationId: site.organizationId
+            let day = site.clock.dayKey(atMillis: nowMillis)
+            let salt = try await hasher.salt(day: day)
+            let userAgent = request.headers[.userAgent] ?? ""
+            let visit = Visit(
+                visitor: VisitorHasher.pseudonym(visitor, siteId: site.siteId, salt: salt),
+                session: batch.sessionId.map { VisitorHasher.pseudonym("session:" + $0, siteId: site.siteId, salt: salt) },
+                day: day, device: UserAgentClass.device(userAgent), country: Self.country(request, header: options.countryHeader),
+                bot: UserAgentClass.isBot(userAgent), referrer: batch.referrer.flatMap(Self.referrerHost),
+                utmSource: Self.label(batch.utm?.source), utmMedium: Self.label(batch.utm?.medium), utmCampaign: Self.label(batch.utm?.campaign),
+                beacons: beacons
             )
+            try await self.beacons.write(visit, route: site)
         }
         return JSONResponse(BeaconResponse(accepted: batch.events.count), status: .accepted, headers: [.cacheControl: "no-store"])
+    }
+
+    static func isWidgetId(_ id: String) -> Bool {
+        (8...64).contains(id.utf8.count)
+            && id.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
+            }
+    }
+
+    /// A client timestamp within a day of the server's clock, in whole milliseconds.
+    static func plausible(_ millis: Double?, now: Int64) -> Int64? {
+        guard let millis, millis.isFinite, abs(millis - Double(now)) < 86_400_000 else { return nil }
+        return Int64(millis)
+    }
+
+    /// A client timestamp no later than `at` and no older than `window` before it.
+    static func earlier(_ millis: Double?, than at: Int64, within window: Int64) -> Int64? {
+        guard let millis, millis.isFinite, millis <= Double(at) + 1000, millis >= Double(at - window) else { return nil }
+        return min(Int64(millis), at)
+    }
+
+    /// The host of a referrer URL without `www.`: enough to tell where visitors come from, nothing more.
+    static func referrerHost(_ referrer: String) -> String? {
+        guard let host = URLComponents(string: referrer)?.host?.lowercased(), !host.isEmpty, host.utf8.count <= 253 else { return nil }
+        return host.hasPrefix("www.") ? String(host.dropFirst(4)) : host
+    }
+
+    static func label(_ text: String?) -> String? {
+        guard let text = text?.removingControlCharacters.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+        return String(text.prefix(100)).lowercased()
     }
 
     @Sendable func presenceCount(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<PresenceBody> {

@@ -1,0 +1,360 @@
+import Crypto
+import Foundation
+import HeraldContracts
+import HeraldCore
+import HeraldEvents
+import HeraldStorage
+
+/// Applies beacon events to the analytics tables, many events per transaction.
+///
+/// Every decision that depends on what a visitor did before (is this a new unique visitor today, the
+/// visitor's A/B exposure, a new member of a cohort) is made here once, from `visitor_steps`, and written into
+/// the raw row as well, so the rollups and a recount from raw events (ClickHouse) always agree.
+struct BeaconIngest: BatchEventConsumer {
+    let group = "analytics.beacons"
+    let eventTypes: Set<String> = [BeaconBatch.eventType]
+    let maxBatch = 50
+    let store = IngestStore()
+
+    func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws {
+        var byOrganization: [UUID: [BeaconBatch]] = [:]
+        for event in events {
+            guard let organizationId = event.organizationId else { continue }
+            byOrganization[organizationId, default: []].append(try Self.decode(event))
+        }
+        for (organizationId, batches) in byOrganization {
+            try await tx.setTenant(.organization(organizationId))
+            var work = IngestWork(organizationId: organizationId)
+            for batch in batches { work.collect(batch) }
+            let fresh = try await store.upsertSteps(work.stepCandidates, organizationId: organizationId, in: tx)
+            work.decide(freshSteps: fresh)
+            try await store.write(work, in: tx)
+        }
+    }
+
+    /// Reads both versions of `widget.beacons_recorded`. Version 1 carried the visitor id in clear: it is
+    /// hashed here (by day) so it is never stored.
+    static func decode(_ event: EventEnvelope) throws -> BeaconBatch {
+        if event.version == BeaconsRecordedV1.schemaVersion {
+            let old = try event.decode(BeaconsRecordedV1.self)
+            let clock = SiteClock.named("UTC")
+            let received = old.receivedAt.unixMilliseconds
+            let day = clock.dayKey(atMillis: received)
+            let digest = SHA256.hash(data: Data("\(day):\(old.siteId.lowercased):\(old.visitorId)".utf8))
+            let visitor = digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+            let beacons = old.beacons.map {
+                RecordedBeacon(
+                    type: $0.type, notificationId: $0.notificationId, variantId: $0.variantId, activityId: $0.activityId, goal: $0.goal,
+                    path: $0.path, at: $0.occurredAt.unixMilliseconds
+                )
+            }
+            let visit = Visit(
+                visitor: visitor, session: nil, day: day, device: "desktop", country: nil, bot: false, referrer: nil, utmSource: nil,
+                utmMedium: nil, utmCampaign: nil, beacons: beacons
+            )
+            return BeaconBatch(siteId: old.siteId, timezone: "UTC", receivedAt: received, visits: [visit])
+        }
+        return try event.decode(BeaconBatch.self)
+    }
+}
+
+/// Stands for "none" in key columns: a conversion not attributed to a notification, a notification without variants.
+let noneId = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
+/// A visitor's step on a day, the unit of uniqueness.
+struct StepKey: Hashable, Sendable {
+    var siteId: UUID
+    var day: Int
+    var visitor: String
+    var step: String
+}
+
+struct RollupKey: Hashable, Sendable {
+    var siteId: UUID
+    var bucket: Int64
+    var notificationId: UUID
+    var variantId: UUID
+}
+
+/// The counters of one rollup row.
+struct Counters: Sendable, Equatable {
+    var pageviews = 0
+    var impressions = 0
+    var hovers = 0
+    var clicks = 0
+    var closes = 0
+    var conversions = 0
+    var conversionValue = 0.0
+
+    mutating func count(_ type: String, value: Double?) {
+        switch type {
+        case "pageview": pageviews += 1
+        case "impression": impressions += 1
+        case "hover": hovers += 1
+        case "click": clicks += 1
+        case "close": closes += 1
+        case "conversion":
+            conversions += 1
+            conversionValue += value ?? 0
+        default: break
+        }
+    }
+
+    mutating func add(_ other: Counters) {
+        pageviews += other.pageviews
+        impressions += other.impressions
+        hovers += other.hovers
+        clicks += other.clicks
+        closes += other.closes
+        conversions += other.conversions
+        conversionValue += other.conversionValue
+    }
+}
+
+/// One raw event row as written (and as shipped to ClickHouse).
+struct RawEvent: Sendable {
+    var siteId: UUID
+    var atMillis: Int64
+    var hour: Int64
+    var day: Int
+    var visitorDay: Int
+    var type: String
+    var notificationId: UUID?
+    var variantId: UUID?
+    var activityId: UUID?
+    var visitor: String
+    var session: String?
+    var path: String?
+    var referrer: String?
+    var utmSource: String?
+    var utmMedium: String?
+    var utmCampaign: String?
+    var device: String
+    var country: String?
+    var goal: String?
+    var value: Double?
+    var exposure = false
+    var abConversion = false
+    var newVisitor = false
+    var cohortWeek: Int?
+    var cohortIndex: Int?
+    var previousConversionAt: Int64?
+    var touches: String?
+}
+
+struct ConversionRow: Sendable {
+    var id: UUID
+    var siteId: UUID
+    var atMillis: Int64
+    var day: Int
+    var goal: String?
+    var value: Double?
+    var notificationId: UUID?
+    var variantId: UUID?
+    var previousConversionAt: Int64?
+    var touches: String?
+}
+
+struct CohortKey: Hashable, Sendable {
+    var siteId: UUID
+    var cohortWeek: Int
+    var weekIndex: Int
+}
+
+struct CohortCounts: Sendable {
+    var newVisitors = 0
+    var conversions = 0
+    var value = 0.0
+}
+
+struct ExperimentKey: Hashable, Sendable {
+    var siteId: UUID
+    var day: Int
+    var notificationId: UUID
+    var variantId: UUID
+}
+
+/// What one organization's share of a batch adds to every table, computed in memory before one write each.
+struct IngestWork {
+    let organizationId: UUID
+    /// Beacons in time order, with where they came from.
+    var pending: [(siteId: UUID, clock: SiteClock, visit: Visit, beacon: RecordedBeacon)] = []
+    var stepCandidates: [StepKey: Int64] = [:]
+
+    var raw: [RawEvent] = []
+    var conversions: [ConversionRow] = []
+    var minutes: [RollupKey: Counters] = [:]
+    var hours: [RollupKey: Counters] = [:]
+    var days: [RollupKey: Counters] = [:]
+    var uniques: [StepScope: Int] = [:]
+    var experiments: [ExperimentKey: (exposures: Int, conversions: Int)] = [:]
+    var cohorts: [CohortKey: CohortCounts] = [:]
+    var bots: [BotKey: Int] = [:]
+
+    struct StepScope: Hashable {
+        var siteId: UUID
+        var day: Int
+        var scope: String
+    }
+
+    struct BotKey: Hashable {
+        var siteId: UUID
+        var day: Int
+    }
+
+    init(organizationId: UUID) {
+        self.organizationId = organizationId
+    }
+
+    /// The steps a beacon takes a visitor through, for uniqueness and funnels.
+    static func steps(of beacon: RecordedBeacon, visit: Visit, clock: SiteClock) -> [String] {
+        var steps = ["seen"]
+        let n = beacon.notificationId?.lowercased
+        switch beacon.type {
+        case "impression":
+            steps.append("i")
+            if let n {
+                steps.append("i:" + n)
+                if let v = beacon.variantId?.lowercased { steps.append("i:\(n):\(v)") }
+            }
+            if let first = beacon.firstSeenAt, clock.dayKey(atMillis: first) == visit.day { steps.append("cohort") }
+        case "hover":
+            steps.append("h")
+            if let n { steps.append("h:" + n) }
+        case "click":
+            steps.append("k")
+            if let n { steps.append("k:" + n) }
+        case "conversion":
+            steps.append("c")
+            if let n {
+                steps.append("c:" + n)
+                if let v = beacon.variantId?.lowercased, beacon.firstConversion == nil { steps.append("cv:\(n):\(v)") }
+            }
+            if let goal = beacon.goal { steps.append("g:" + goal) }
+        default:
+            break
+        }
+        return steps
+    }
+
+    mutating func collect(_ batch: BeaconBatch) {
+        let clock = SiteClock.named(batch.timezone)
+        for visit in batch.visits {
+            if visit.bot {
+                for beacon in visit.beacons { bots[BotKey(siteId: batch.siteId, day: clock.dayKey(atMillis: beacon.at)), default: 0] += 1 }
+                continue
+            }
+            for beacon in visit.beacons {
+                pending.append((batch.siteId, clock, visit, beacon))
+                for step in Self.steps(of: beacon, visit: visit, clock: clock) {
+                    let key = StepKey(siteId: batch.siteId, day: visit.day, visitor: visit.visitor, step: step)
+                    if let existing = stepCandidates[key], existing <= beacon.at { continue }
+                    stepCandidates[key] = beacon.at
+                }
+            }
+        }
+    }
+
+    /// Makes every per-visitor decision from the steps that are new today (`fresh`: first written by this batch).
+    /// The earliest beacon of a step claims it, so each is counted once however the batch is ordered.
+    mutating func decide(freshSteps fresh: Set<StepKey>) {
+        var unclaimed = fresh
+        func claim(_ siteId: UUID, _ visit: Visit, _ step: String) -> Bool {
+            unclaimed.remove(StepKey(siteId: siteId, day: visit.day, visitor: visit.visitor, step: step)) != nil
+        }
+        pending.sort { $0.beacon.at < $1.beacon.at }
+        for (siteId, clock, visit, beacon) in pending {
+            let n = beacon.notificationId?.lowercased
+            let day = clock.dayKey(atMillis: beacon.at)
+            var row = RawEvent(
+                siteId: siteId, atMillis: beacon.at, hour: clock.hourStart(atMillis: beacon.at), day: day, visitorDay: visit.day,
+                type: beacon.type, notificationId: beacon.notificationId, variantId: beacon.variantId, activityId: beacon.activityId,
+                visitor: visit.visitor, session: visit.session, path: beacon.path, referrer: visit.referrer, utmSource: visit.utmSource,
+                utmMedium: visit.utmMedium, utmCampaign: visit.utmCampaign, device: visit.device, country: visit.country, goal: beacon.goal,
+                value: beacon.value
+            )
+            // Unique visitors per day: the site, the notification seen, the variant seen.
+            if claim(siteId, visit, "seen") { uniques[StepScope(siteId: siteId, day: visit.day, scope: ""), default: 0] += 1 }
+            if beacon.type == "impression", let n {
+                if claim(siteId, visit, "i:" + n) { uniques[StepScope(siteId: siteId, day: visit.day, scope: "n:" + n), default: 0] += 1 }
+                if let v = beacon.variantId?.lowercased {
+                    let freshToday = claim(siteId, visit, "i:\(n):\(v)")
+                    if freshToday { uniques[StepScope(siteId: siteId, day: visit.day, scope: "v:\(n):\(v)"), default: 0] += 1 }
+                    // The widget knows the visitor's first exposure across days; without it, one per visitor and day.
+                    row.exposure = beacon.exposure ?? freshToday
+                }
+                if let first = beacon.firstSeenAt, clock.dayKey(atMillis: first) == visit.day, claim(siteId, visit, "cohort") {
+                    row.newVisitor = true
+                    row.cohortWeek = LocalTime.weekKey(dayKey: visit.day)
+                    row.cohortIndex = 0
+                }
+            }
+            if beacon.type == "conversion" {
+                if let n, let v = beacon.variantId?.lowercased {
+                    row.abConversion = beacon.firstConversion ?? claim(siteId, visit, "cv:\(n):\(v)")
+                }
+                if let first = beacon.firstSeenAt {
+                    let cohortWeek = LocalTime.weekKey(dayKey: clock.dayKey(atMillis: first))
+                    let thisWeek = LocalTime.weekKey(dayKey: day)
+                    row.cohortWeek = cohortWeek
+                    row.cohortIndex = ((LocalTime.days(dayKey: thisWeek) ?? 0) - (LocalTime.days(dayKey: cohortWeek) ?? 0)) / 7
+                }
+                row.previousConversionAt = beacon.previousConversionAt
+                row.touches = beacon.touches.map(Self.touchesJSON)
+                conversions.append(
+                    ConversionRow(
+                        id: UUID.v7(at: Date(timeIntervalSince1970: Double(beacon.at) / 1000)), siteId: siteId, atMillis: beacon.at, day: day,
+                        goal: beacon.goal, value: beacon.value, notificationId: beacon.notificationId, variantId: beacon.variantId,
+                        previousConversionAt: beacon.previousConversionAt, touches: row.touches
+                    )
+                )
+            }
+            apply(row)
+            raw.append(row)
+        }
+    }
+
+    /// Adds a decided raw event to the rollups, cohorts and experiments.
+    mutating func apply(_ row: RawEvent) {
+        let notification = row.notificationId ?? noneId
+        let variant = row.variantId ?? noneId
+        minutes[
+            RollupKey(siteId: row.siteId, bucket: row.atMillis / 60_000 * 60, notificationId: notification, variantId: variant), default: Counters()
+        ]
+        .count(row.type, value: row.value)
+        hours[RollupKey(siteId: row.siteId, bucket: row.hour, notificationId: notification, variantId: variant), default: Counters()]
+            .count(row.type, value: row.value)
+        days[RollupKey(siteId: row.siteId, bucket: Int64(row.day), notificationId: notification, variantId: variant), default: Counters()]
+            .count(row.type, value: row.value)
+        if let variantId = row.variantId, let notificationId = row.notificationId, row.exposure || row.abConversion {
+            let key = ExperimentKey(siteId: row.siteId, day: row.day, notificationId: notificationId, variantId: variantId)
+            var counts = experiments[key] ?? (0, 0)
+            if row.exposure { counts.exposures += 1 }
+            if row.abConversion { counts.conversions += 1 }
+            experiments[key] = counts
+        }
+        if let week = row.cohortWeek, let index = row.cohortIndex {
+            let key = CohortKey(siteId: row.siteId, cohortWeek: week, weekIndex: index)
+            if row.newVisitor { cohorts[key, default: CohortCounts()].newVisitors += 1 }
+            if row.type == "conversion" {
+                cohorts[key, default: CohortCounts()].conversions += 1
+                cohorts[key, default: CohortCounts()].value += row.value ?? 0
+            }
+        }
+    }
+
+    static func touchesJSON(_ touches: [Touch]) -> String {
+        var json = JSONWriter(capacity: 64 + touches.count * 120)
+        json.beginArray()
+        for touch in touches {
+            json.beginObject()
+            json.field("notificationId", touch.notificationId)
+            json.field("variantId", touch.variantId)
+            json.field("kind", touch.kind)
+            json.field("at", touch.at)
+            json.endObject()
+        }
+        json.endArray()
+        return json.text
+    }
+}

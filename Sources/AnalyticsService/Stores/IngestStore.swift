@@ -1,0 +1,178 @@
+import Foundation
+import HeraldCore
+import HeraldStorage
+
+/// Writes ingest results: one multi-row statement per table (per few thousand rows), never one per beacon.
+struct IngestStore: Sendable {
+    typealias T = AnalyticsTables
+
+    /// Inserts visitor steps not seen before (or moves a step's time earlier) and returns the ones this call
+    /// created. A random token marks the rows written now, which tells a new row from an existing one on both stores.
+    func upsertSteps(_ candidates: [StepKey: Int64], organizationId: UUID, in tx: any SQLExecutor) async throws -> Set<StepKey> {
+        guard !candidates.isEmpty else { return [] }
+        let token = Int64.random(in: 1...Int64.max)
+        let rows: [[SQLValue]] = candidates.map { key, at in
+            [.uuid(key.siteId), .uuid(organizationId), .int(Int64(key.day)), .text(key.visitor), .text(key.step), .int(at), .int(token)]
+        }
+        var fresh = Set<StepKey>()
+        for statement in SQL.insert(
+            into: T.visitorSteps, alias: "s", columns: ["site_id", "organization_id", "day", "visitor", "step", "first_at", "written_by"],
+            rows: rows,
+            suffix: """
+                 ON CONFLICT (site_id, day, visitor, step) DO UPDATE SET first_at = excluded.first_at
+                 WHERE excluded.first_at < s.first_at
+                 RETURNING site_id, day, visitor, step, written_by
+                """
+        ) {
+            for row in try await tx.query(statement) where try row.get("written_by", as: Int64.self) == token {
+                fresh.insert(
+                    StepKey(siteId: try row.get("site_id"), day: try row.get("day"), visitor: try row.get("visitor"), step: try row.get("step"))
+                )
+            }
+        }
+        return fresh
+    }
+
+    func write(_ work: IngestWork, in tx: any SQLExecutor) async throws {
+        let org = SQLValue.uuid(work.organizationId)
+        try await insertRaw(work.raw, organizationId: work.organizationId, in: tx)
+        if !work.conversions.isEmpty {
+            let rows: [[SQLValue]] = work.conversions.map {
+                [
+                    .uuid($0.id), .uuid($0.siteId), org, .int($0.atMillis), .int(Int64($0.day)), Self.text($0.goal), Self.double($0.value),
+                    Self.uuid($0.notificationId), Self.uuid($0.variantId), Self.int($0.previousConversionAt), Self.text($0.touches),
+                ]
+            }
+            for statement in SQL.insert(
+                into: T.conversions,
+                columns: [
+                    "id", "site_id", "organization_id", "at_ms", "day", "goal", "value", "notification_id", "variant_id",
+                    "previous_conversion_at", "touches",
+                ],
+                rows: rows
+            ) {
+                try await tx.execute(statement)
+            }
+        }
+        for (table, rollup) in [(T.rollupMinute, work.minutes), (T.rollupHour, work.hours), (T.rollupDay, work.days)] {
+            try await upsertRollup(table, rollup, organizationId: work.organizationId, in: tx)
+        }
+        if !work.uniques.isEmpty {
+            let rows: [[SQLValue]] = work.uniques.map {
+                [.uuid($0.key.siteId), org, .int(Int64($0.key.day)), .text($0.key.scope), .int(Int64($0.value))]
+            }
+            for statement in SQL.insert(
+                into: T.uniquesDay, alias: "u", columns: ["site_id", "organization_id", "day", "scope", "visitors"], rows: rows,
+                suffix: " ON CONFLICT (site_id, day, scope) DO UPDATE SET visitors = u.visitors + excluded.visitors"
+            ) {
+                try await tx.execute(statement)
+            }
+        }
+        if !work.experiments.isEmpty {
+            let rows: [[SQLValue]] = work.experiments.map {
+                [
+                    .uuid($0.key.siteId), org, .int(Int64($0.key.day)), .uuid($0.key.notificationId), .uuid($0.key.variantId),
+                    .int(Int64($0.value.exposures)), .int(Int64($0.value.conversions)),
+                ]
+            }
+            for statement in SQL.insert(
+                into: T.experimentsDay, alias: "x",
+                columns: ["site_id", "organization_id", "day", "notification_id", "variant_id", "exposures", "conversions"], rows: rows,
+                suffix: """
+                     ON CONFLICT (site_id, day, notification_id, variant_id) DO UPDATE SET
+                     exposures = x.exposures + excluded.exposures, conversions = x.conversions + excluded.conversions
+                    """
+            ) {
+                try await tx.execute(statement)
+            }
+        }
+        if !work.cohorts.isEmpty {
+            let rows: [[SQLValue]] = work.cohorts.map {
+                [
+                    .uuid($0.key.siteId), org, .int(Int64($0.key.cohortWeek)), .int(Int64($0.key.weekIndex)), .int(Int64($0.value.newVisitors)),
+                    .int(Int64($0.value.conversions)), .double($0.value.value),
+                ]
+            }
+            for statement in SQL.insert(
+                into: T.cohorts, alias: "c",
+                columns: ["site_id", "organization_id", "cohort_week", "week_index", "new_visitors", "conversions", "conversion_value"],
+                rows: rows,
+                suffix: """
+                     ON CONFLICT (site_id, cohort_week, week_index) DO UPDATE SET
+                     new_visitors = c.new_visitors + excluded.new_visitors, conversions = c.conversions + excluded.conversions,
+                     conversion_value = c.conversion_value + excluded.conversion_value
+                    """
+            ) {
+                try await tx.execute(statement)
+            }
+        }
+        if !work.bots.isEmpty {
+            let rows: [[SQLValue]] = work.bots.map { [.uuid($0.key.siteId), org, .int(Int64($0.key.day)), .int(Int64($0.value))] }
+            for statement in SQL.insert(
+                into: T.botsDay, alias: "b", columns: ["site_id", "organization_id", "day", "beacons"], rows: rows,
+                suffix: " ON CONFLICT (site_id, day) DO UPDATE SET beacons = b.beacons + excluded.beacons"
+            ) {
+                try await tx.execute(statement)
+            }
+        }
+    }
+
+    static let rawColumns = [
+        "site_id", "organization_id", "at_ms", "hour", "day", "visitor_day", "type", "notification_id", "variant_id", "activity_id",
+        "visitor", "session", "path", "referrer", "utm_source", "utm_medium", "utm_campaign", "device", "country", "goal", "value",
+        "exposure", "ab_conversion", "new_visitor", "cohort_week", "cohort_index", "previous_conversion_at", "touches",
+    ]
+
+    func insertRaw(_ events: [RawEvent], organizationId: UUID, restored: Bool = false, in tx: any SQLExecutor) async throws {
+        guard !events.isEmpty else { return }
+        let org = SQLValue.uuid(organizationId)
+        let rows: [[SQLValue]] = events.map { e in
+            [
+                .uuid(e.siteId), org, .int(e.atMillis), .int(e.hour), .int(Int64(e.day)), .int(Int64(e.visitorDay)), .text(e.type),
+                Self.uuid(e.notificationId), Self.uuid(e.variantId), Self.uuid(e.activityId), .text(e.visitor), Self.text(e.session),
+                Self.text(e.path), Self.text(e.referrer), Self.text(e.utmSource), Self.text(e.utmMedium), Self.text(e.utmCampaign),
+                .text(e.device), Self.text(e.country), Self.text(e.goal), Self.double(e.value), .int(e.exposure ? 1 : 0),
+                .int(e.abConversion ? 1 : 0), .int(e.newVisitor ? 1 : 0), Self.int(e.cohortWeek.map(Int64.init)),
+                Self.int(e.cohortIndex.map(Int64.init)), Self.int(e.previousConversionAt), Self.text(e.touches),
+            ]
+        }
+        let columns = restored ? Self.rawColumns + ["restored"] : Self.rawColumns
+        let values = restored ? rows.map { $0 + [.int(1)] } : rows
+        for statement in SQL.insert(into: T.events, columns: columns, rows: values) {
+            try await tx.execute(statement)
+        }
+    }
+
+    private func upsertRollup(_ table: Table, _ rollup: [RollupKey: Counters], organizationId: UUID, in tx: any SQLExecutor) async throws {
+        guard !rollup.isEmpty else { return }
+        let org = SQLValue.uuid(organizationId)
+        let rows: [[SQLValue]] = rollup.map { key, c in
+            [
+                .uuid(key.siteId), org, .int(key.bucket), .uuid(key.notificationId), .uuid(key.variantId), .int(Int64(c.pageviews)),
+                .int(Int64(c.impressions)), .int(Int64(c.hovers)), .int(Int64(c.clicks)), .int(Int64(c.closes)), .int(Int64(c.conversions)),
+                .double(c.conversionValue),
+            ]
+        }
+        for statement in SQL.insert(
+            into: table, alias: "r",
+            columns: [
+                "site_id", "organization_id", "bucket", "notification_id", "variant_id", "pageviews", "impressions", "hovers", "clicks",
+                "closes", "conversions", "conversion_value",
+            ],
+            rows: rows,
+            suffix: """
+                 ON CONFLICT (site_id, bucket, notification_id, variant_id) DO UPDATE SET
+                 pageviews = r.pageviews + excluded.pageviews, impressions = r.impressions + excluded.impressions,
+                 hovers = r.hovers + excluded.hovers, clicks = r.clicks + excluded.clicks, closes = r.closes + excluded.closes,
+                 conversions = r.conversions + excluded.conversions, conversion_value = r.conversion_value + excluded.conversion_value
+                """
+        ) {
+            try await tx.execute(statement)
+        }
+    }
+
+    static func text(_ value: String?) -> SQLValue { value.map { .text($0) } ?? .null }
+    static func uuid(_ value: UUID?) -> SQLValue { value.map { .uuid($0) } ?? .null }
+    static func int(_ value: Int64?) -> SQLValue { value.map { .int($0) } ?? .null }
+    static func double(_ value: Double?) -> SQLValue { value.map { .double($0) } ?? .null }
+}

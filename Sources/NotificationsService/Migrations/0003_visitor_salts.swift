@@ -1,0 +1,16 @@
+import HeraldStorage
+
+extension NotificationsMigrations {
+    /// Daily salts for visitor pseudonyms (not tenant data: one salt serves every site, mixed with the site id).
+    static let v3 = Migration(
+        version: 3,
+        name: "visitor salts",
+        statements: [
+            .createTable(
+                NotificationTables.visitorSalts,
+                columns: [Column("day", .integer), Column("salt", .bytes), Column("created_at", .timestamp)],
+                primaryKey: ["day"], tenantIsolated: false
+            )
+        ]
+    )
+}
