@@ -10,6 +10,9 @@
   var returning = !!vid && !ss.get('hs');
   if (!vid) { vid = rid(); ls.set('hv', vid); }
   ss.set('hs', '1');
+  var sid = ss.get('hi') || rid(); ss.set('hi', sid);
+  var utm = {}, qs = new URLSearchParams(location.search);
+  ['source', 'medium', 'campaign'].forEach(k => { var x = qs.get('utm_' + k); if (x) utm[k] = x; });
   var state = { on: false, feed: null, country: null, queue: [], shown: {}, timer: 0, es: null, poll: 0, fails: 0, beacons: [], current: null, hb: 0 };
   /* state.shown[notificationId]: the cards shown on this page, and _page, how many. */
   var host, root, box;
@@ -181,6 +184,8 @@
   function later(ms) { clearTimeout(state.timer); state.timer = setTimeout(showNext, ms); }
   function showNext() {
     if (!state.on || state.current) return;
+    /* An impression counts only when it can be seen: nothing is shown in a background tab. */
+    if (d.hidden) return later(1000);
     var c = nextCard();
     if (!c) return;
     if (c.n.type === 'live_visitors') {
@@ -227,7 +232,7 @@
     if (s.showTimeAgo && c.at && c.n.type === 'recent_activity') body.appendChild(el('div', 't', ago(c.at)));
     if (c.n.cta && safeUrl(c.n.cta.url)) {
       var a = el('a', 'a', c.n.cta.text); a.href = safeUrl(c.n.cta.url); a.rel = 'noopener';
-      a.onclick = () => { beacon('click', c); remember(c); };
+      a.onclick = () => { beacon('click', c); };
       body.appendChild(a);
     }
     e.appendChild(body);
@@ -247,30 +252,40 @@
     e.addEventListener('keydown', ev => { if (ev.key === 'Escape') close(true); });
     e.addEventListener('mouseenter', () => { if (!e._h) { e._h = 1; beacon('hover', c); } clearTimeout(e._t); });
     e.addEventListener('mouseleave', () => { e._t = setTimeout(() => { close(false); }, 1500); });
-    if (c.url) e.addEventListener('click', () => { beacon('click', c); remember(c); flush(); location.href = c.url; });
+    if (c.url) e.addEventListener('click', () => { beacon('click', c); flush(); location.href = c.url; });
     box.appendChild(e); state.current = e;
     requestAnimationFrame(() => { e.classList.add('in'); });
     ss.set('hc:' + c.n.id, count(c.n.id) + 1);
-    beacon('impression', c); remember(c);
+    beacon('impression', c);
     e._t = setTimeout(() => { close(false); }, s.displaySeconds * 1000);
   }
   function clear() { if (box) while (box.firstChild) box.removeChild(box.firstChild); state.current = null; }
 
   /* ---------- beacons ---------- */
-  function remember(c) { ls.set('hl', JSON.stringify({ n: c.n.id, v: c.v, t: now() })); }
-  function beacon(type, c, goal) {
+  /* What this visitor saw, hovered or clicked in the last 30 days: the server never links days, the widget does. */
+  function touches() { try { return JSON.parse(ls.get('ht')).filter(x => now() - x.at < 2592e6); } catch (e) { return []; } }
+  function beacon(type, c, goal, extra) {
     if (!state.on) return;
-    state.beacons.push({ type: type, notificationId: c && c.n.id, variantId: (c && c.v) || undefined,
-      activityId: (c && c.id) || undefined, goal: goal, path: location.pathname, at: now() });
+    var t = now(), b = { type: type, notificationId: c && c.n.id, variantId: (c && c.v) || undefined,
+      activityId: (c && c.id) || undefined, goal: goal, path: location.pathname, at: t };
+    if (type === 'impression') {
+      if (!ls.get('hf')) ls.set('hf', t);
+      if (c.v) { b.exposure = !ls.get('hx:' + c.n.id); ls.set('hx:' + c.n.id, 1); }
+    }
+    if ('impression hover click'.indexOf(type) >= 0) {
+      var list = touches(); list.push({ notificationId: b.notificationId, type: type, at: t });
+      ls.set('ht', JSON.stringify(list.slice(-20)));
+    }
+    b.firstSeenAt = +ls.get('hf') || undefined;
+    state.beacons.push(Object.assign(b, extra));
     if (state.beacons.length >= 40) flush();
   }
   function flush() {
     if (!state.beacons.length) return;
-    var body = JSON.stringify({ visitorId: vid, events: state.beacons.splice(0, 50) });
+    /* A string body goes as text/plain: a simple request, no CORS preflight. */
+    var body = JSON.stringify({ visitorId: vid, sessionId: sid, referrer: d.referrer, utm: utm, events: state.beacons.splice(0, 50) });
     var url = base + '/beacons';
-    if (!(navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'text/plain' })))) {
-      fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'omit', headers: { 'Content-Type': 'text/plain' } }).catch(() => {});
-    }
+    if (!(navigator.sendBeacon && navigator.sendBeacon(url, body))) fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'omit' }).catch(() => {});
   }
   setInterval(flush, 2000);
   d.addEventListener('visibilitychange', () => { if (d.visibilityState === 'hidden') flush(); });
@@ -317,7 +332,7 @@
     es.onerror = () => {
       if (es.readyState !== 2 && ++state.fails < 4) return;
       es.close(); state.es = null; poll();
-      setTimeout(() => { if (state.on && !state.es) connect(); }, Math.min(60000, 1000 * Math.pow(2, state.fails++)));
+      setTimeout(() => { if (state.on && !state.es) connect(); }, Math.min(6e4, 1e3 * 2 ** state.fails++));
     };
   }
   function poll() {
@@ -329,7 +344,7 @@
 
   function start() {
     if (state.on) return;
-    state.on = true; mount();
+    state.on = true; mount(); beacon('pageview');
     load(true).then(connect, () => { mark('error'); setTimeout(() => { state.on = false; start(); }, 30000); });
   }
   function stop() {
@@ -343,11 +358,13 @@
     v: 1,
     stop: stop,
     resume: start,
-    /* Records a conversion for the notification this visitor last saw or clicked in the past 7 days. */
-    track: goal => {
-      var l = null; try { l = JSON.parse(ls.get('hl') || 'null'); } catch (e) {}
-      var c = l && now() - l.t < 7 * 864e5 ? { n: { id: l.n }, v: l.v } : null;
-      beacon('conversion', c, String(goal || 'conversion').slice(0, 100)); flush();
+    /* Records a conversion (with an optional value), credited to what this visitor saw before (docs/ANALYTICS.md). */
+    track: (goal, value) => {
+      var t = touches(), l = t.filter(x => now() - x.at < 6048e5).pop(), c = l ? { n: { id: l.notificationId }, v: l.variantId } : null;
+      var x = { value: typeof value == 'number' ? value : undefined, touches: t, previousConversionAt: +ls.get('hp') || undefined };
+      if (c && c.v) { x.firstConversion = !ls.get('hy:' + c.n.id); ls.set('hy:' + c.n.id, 1); }
+      ls.set('hp', now());
+      beacon('conversion', c, String(goal || 'conversion').slice(0, 100), x); flush();
     },
     _evaluate: evaluate,
     _pick: pick

@@ -157,6 +157,7 @@ public struct HeraldConfiguration: Sendable {
             }
             config.integrationOptions.retryPolicy.disableAfter = value
         }
+        try readAnalytics(environment, into: &config.analyticsOptions)
         config.sessionPolicy.idleTimeout = try seconds(environment, "HERALD_SESSION_IDLE_TIMEOUT", default: config.sessionPolicy.idleTimeout)
         config.sessionPolicy.absoluteTimeout = try seconds(
             environment, "HERALD_SESSION_ABSOLUTE_TIMEOUT", default: config.sessionPolicy.absoluteTimeout

@@ -70,10 +70,11 @@ public struct TimeCursor: Sendable, Equatable {
 
     public init?(_ text: String) {
         let parts = text.split(separator: "_", maxSplits: 1)
-        guard parts.count == 2, let millis = Int64(parts[0]), (0...Date.storableRange.upperBound.unixMilliseconds).contains(millis),
+        // Any millisecond of the last storable second is accepted (the documented bound is 253402300799999).
+        guard parts.count == 2, let millis = Int64(parts[0]), (0...Date.storableRange.upperBound.unixMilliseconds + 999).contains(millis),
             let id = UUID(uuidString: String(parts[1]))
         else { return nil }
-        self.date = Date(timeIntervalSince1970: Double(millis) / 1000)
+        self.date = Date(timeIntervalSince1970: Double(millis) / 1000).clampedToStorableRange
         self.id = id
     }
 }

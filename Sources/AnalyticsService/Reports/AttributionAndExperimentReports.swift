@@ -4,7 +4,7 @@ import HeraldCore
 
 struct AttributedNotification: Codable, Sendable, Equatable {
     var notificationId: UUID
-    var name: String?
+    @Nullable var name: String? = nil
     /// Conversions credited to the notification (fractional under linear and time-decay).
     var conversions: Double
     var value: Double
@@ -66,19 +66,19 @@ struct AttributionReport: Codable, Sendable, Equatable {
 
 struct VariantResult: Codable, Sendable, Equatable {
     var variantId: UUID
-    var name: String?
-    var weight: Int?
+    @Nullable var name: String? = nil
+    @Nullable var weight: Int? = nil
     var control: Bool
     var exposures: Int
     var conversions: Int
     var conversionRate: Double
     /// Against the control: rate difference and relative lift with their confidence intervals, and the
     /// two-sided p-value of a pooled two-proportion z-test. Absent for the control and below the minimum sample.
-    var difference: Double?
-    var differenceInterval: [Double]?
-    var lift: Double?
-    var liftInterval: [Double]?
-    var pValue: Double?
+    @Nullable var difference: Double? = nil
+    @Nullable var differenceInterval: [Double]? = nil
+    @Nullable var lift: Double? = nil
+    @Nullable var liftInterval: [Double]? = nil
+    @Nullable var pValue: Double? = nil
     var significant: Bool
 }
 
@@ -92,13 +92,13 @@ struct SampleRatioCheck: Codable, Sendable, Equatable {
 
 struct ExperimentResult: Codable, Sendable, Equatable {
     var notificationId: UUID
-    var name: String?
-    var status: String?
+    @Nullable var name: String? = nil
+    @Nullable var status: String? = nil
     var variants: [VariantResult]
-    var sampleRatioMismatch: SampleRatioCheck?
+    @Nullable var sampleRatioMismatch: SampleRatioCheck? = nil
     /// `not_enough_data`, `sample_ratio_mismatch`, `no_significant_difference` or `winner`.
     var verdict: String
-    var winner: UUID?
+    @Nullable var winner: UUID? = nil
     var message: String
 }
 

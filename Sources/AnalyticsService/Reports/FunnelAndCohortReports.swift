@@ -19,7 +19,7 @@ struct FunnelReport: Codable, Sendable, Equatable {
     var timezone: String
     var from: String
     var to: String
-    var notificationId: UUID?
+    @Nullable var notificationId: UUID? = nil
     var windowMinutes: Int
     var steps: [FunnelStep]
     var source: String

@@ -48,18 +48,18 @@ struct SeriesPoint: Codable, Sendable, Equatable {
     var conversions: Int
     var conversionValue: Double
     /// Per day only: unique visitors cannot be split below the day their ids are salted for.
-    var uniqueVisitors: Int?
+    @Nullable var uniqueVisitors: Int? = nil
 }
 
 struct VariantSummary: Codable, Sendable, Equatable {
     var variantId: UUID
-    var name: String?
+    @Nullable var name: String? = nil
     var metrics: Metrics
 }
 
 struct NotificationSummary: Codable, Sendable, Equatable {
     var notificationId: UUID
-    var name: String?
+    @Nullable var name: String? = nil
     var metrics: Metrics
     var variants: [VariantSummary]
 }
@@ -76,8 +76,8 @@ struct SummaryReport: Codable, Sendable, Equatable {
     var from: String
     var to: String
     var interval: String
-    var notificationId: UUID?
-    var variantId: UUID?
+    @Nullable var notificationId: UUID? = nil
+    @Nullable var variantId: UUID? = nil
     var totals: Metrics
     var series: [SeriesPoint]
     var notifications: [NotificationSummary]
