@@ -35,6 +35,10 @@ enum AnalyticsTables {
     static let reportDeliveries = Table("analytics", "report_deliveries")
     /// Which days of raw events were archived (and restored), where to.
     static let archives = Table("analytics", "archives")
+    /// Every organization with analytics data (identifiers only), for maintenance across tenants.
+    static let tenants = Table("analytics", "tenants")
+    /// Due work across tenants (exports, scheduled reports, their sends, maintenance): identifiers and times only.
+    static let jobs = Table("analytics", "jobs")
     /// How far raw events were shipped to ClickHouse.
     static let shipping = Table("analytics", "shipping")
 }

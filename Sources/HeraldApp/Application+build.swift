@@ -1,7 +1,9 @@
+import AsyncHTTPClient
 import Foundation
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldMail
 import HeraldModules
 import HeraldSecurity
 import HeraldStorage
@@ -43,9 +45,17 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
     let tokens = await AccessTokenService(keyRing: keyRing, lifetime: config.sessionPolicy.accessTokenLifetime)
     // In one process the Users service's tables answer authorization questions for every service.
     let directory = UsersService.directory(database: database, policy: config.sessionPolicy)
+    // One mail transport for every service that sends mail (scheduled reports, usage alerts).
+    let mail: any MailTransport
+    do {
+        mail = try config.mail.makeTransport(httpClient: .shared, logger: logger)
+    } catch {
+        throw ConfigurationError("HERALD_MAIL_URL: \(error)")
+    }
+    if config.mail.isEnabled { logger.info("mail", metadata: ["transport": "\(config.mail)"]) }
     let environment = ModuleEnvironment(
         config: config, database: database, bus: bus, cipher: FieldCipher(keyRing: keyRing), tokens: tokens,
-        rateLimiter: InMemoryRateLimiter(), access: AccessControl(directory: directory), logger: logger
+        rateLimiter: InMemoryRateLimiter(), access: AccessControl(directory: directory), mail: mail, logger: logger
     )
 
     let router = Router(context: HeraldRequestContext.self, options: .autoGenerateHeadEndpoints)

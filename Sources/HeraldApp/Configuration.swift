@@ -1,6 +1,7 @@
 import AnalyticsService
 import Foundation
 import HeraldCore
+import HeraldMail
 import HeraldStorage
 import IntegrationsService
 import Logging
@@ -64,6 +65,8 @@ public struct HeraldConfiguration: Sendable {
     public var integrationOptions = IntegrationsService.Options()
     /// Retention and report limits (HERALD_ANALYTICS_*).
     public var analyticsOptions = AnalyticsService.Options()
+    /// Outgoing mail (HERALD_MAIL_URL, HERALD_MAIL_FROM, HERALD_SENDGRID_*): disabled unless configured.
+    public var mail = MailConfiguration(transport: .disabled, from: nil)
     /// How often event consumers poll when not woken by a local commit.
     public var eventPollInterval: Duration = .milliseconds(500)
 
@@ -158,6 +161,11 @@ public struct HeraldConfiguration: Sendable {
             config.integrationOptions.retryPolicy.disableAfter = value
         }
         try readAnalytics(environment, into: &config.analyticsOptions)
+        do {
+            config.mail = try MailConfiguration.fromEnvironment(environment)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
         config.sessionPolicy.idleTimeout = try seconds(environment, "HERALD_SESSION_IDLE_TIMEOUT", default: config.sessionPolicy.idleTimeout)
         config.sessionPolicy.absoluteTimeout = try seconds(
             environment, "HERALD_SESSION_ABSOLUTE_TIMEOUT", default: config.sessionPolicy.absoluteTimeout

@@ -2,7 +2,9 @@ import AnalyticsService
 import Foundation
 import HeraldEvents
 import HeraldHTTP
+import HeraldMail
 import HeraldModules
+import HeraldObjectStore
 import HeraldSecurity
 import HeraldStorage
 import IntegrationsService
@@ -19,6 +21,7 @@ struct ModuleEnvironment: Sendable {
     var tokens: AccessTokenService
     var rateLimiter: any RateLimiter
     var access: AccessControl
+    var mail: any MailTransport
     var logger: Logger
 }
 
@@ -54,9 +57,12 @@ enum ModuleCatalog {
             )
         },
         ModuleEntry(AnalyticsService.self) { env in
-            AnalyticsService(
-                database: env.database, access: env.access, limiter: env.rateLimiter, options: env.config.analyticsOptions, logger: env.logger
-            )
+            var options = env.config.analyticsOptions
+            options.mail = env.mail
+            options.mailFrom = env.config.mail.from
+            // Without a configured archive, raw events past their retention go to the data directory, never away.
+            options.archive = options.archive ?? .directory(path: (env.config.dataDirectory as NSString).appendingPathComponent("archive"))
+            return AnalyticsService(database: env.database, access: env.access, limiter: env.rateLimiter, options: options, logger: env.logger)
         },
         ModuleEntry(IntegrationsService.self) { env in
             var options = env.config.integrationOptions

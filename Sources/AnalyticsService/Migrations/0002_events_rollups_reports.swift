@@ -70,7 +70,7 @@ extension AnalyticsMigrations {
                     "CREATE TABLE analytics_events (\n    seq INTEGER PRIMARY KEY,\n"
                         + eventColumns.map { "    \($0.name) \($0.sqlite)" }.joined(separator: ",\n") + "\n)",
                     "CREATE INDEX analytics_events_site_time ON analytics_events (site_id, at_ms)",
-                    "CREATE INDEX analytics_events_time ON analytics_events (at_ms)",
+                    "CREATE INDEX analytics_events_organization_seq ON analytics_events (organization_id, seq)",
                 ],
                 postgres: [
                     // Where TimescaleDB is installed the raw table is a hypertable with daily chunks; otherwise a
@@ -90,7 +90,7 @@ extension AnalyticsMigrations {
                     $herald$
                     """,
                     "CREATE INDEX events_site_time ON analytics.events (site_id, at_ms)",
-                    "CREATE INDEX events_seq ON analytics.events (seq)",
+                    "CREATE INDEX events_organization_seq ON analytics.events (organization_id, seq)",
                     "ALTER TABLE analytics.events ENABLE ROW LEVEL SECURITY",
                     "ALTER TABLE analytics.events FORCE ROW LEVEL SECURITY",
                     "CREATE POLICY tenant_isolation ON analytics.events USING (organization_id = \(TenantIsolation.currentOrganization))",
@@ -204,8 +204,10 @@ extension AnalyticsMigrations {
                 T.reportDeliveries,
                 columns: [
                     Column("id", .uuid), Column("report_id", .uuid), Column("site_id", .uuid), Column("organization_id", .uuid),
-                    Column("scheduled_for", .timestamp), Column("attempts", .integer, default: .integer(0)), Column("status", .text),
+                    Column("scheduled_for", .timestamp), Column("period_from", .integer), Column("period_to", .integer),
+                    Column("triggered_by", .text), Column("attempts", .integer, default: .integer(0)), Column("status", .text),
                     Column("error", .text, nullable: true), Column("recipients", .integer, default: .integer(0)),
+                    Column("message_id", .text, nullable: true), Column("next_attempt_at", .timestamp, nullable: true),
                     Column("created_at", .timestamp), Column("updated_at", .timestamp), Column("sent_at", .timestamp, nullable: true),
                 ],
                 primaryKey: ["id"], tenantIsolated: true
@@ -224,10 +226,17 @@ extension AnalyticsMigrations {
             .createTable(
                 T.archives,
                 columns: [
-                    Column("day", .integer), Column("location", .text), Column("rows", .integer), Column("bytes", .integer),
-                    Column("archived_at", .timestamp), Column("restored_at", .timestamp, nullable: true),
+                    Column("day", .integer), Column("organization_id", .uuid), Column("location", .text), Column("rows", .integer),
+                    Column("bytes", .integer), Column("archived_at", .timestamp), Column("restored_at", .timestamp, nullable: true),
+                    Column("restored_rows", .integer, default: .integer(0)),
                 ],
-                primaryKey: ["day"], tenantIsolated: false
+                primaryKey: ["day", "organization_id"], tenantIsolated: false
+            ),
+            // The organizations Analytics holds data for, so maintenance can visit each tenant's rows.
+            .createTable(
+                T.tenants,
+                columns: [Column("organization_id", .uuid), Column("first_seen_at", .timestamp)],
+                primaryKey: ["organization_id"], tenantIsolated: false
             ),
             .createTable(
                 T.shipping,

@@ -121,6 +121,9 @@ extension ReportEngine {
         )
     }
 
+    /// Weeks a cohort is followed after its first.
+    static let cohortWeeks = 52
+
     func cohorts(_ site: ReportSite, _ query: ReportQuery) async throws -> CohortReport {
         let weeks = LocalTime.weekKey(dayKey: query.fromDay)...LocalTime.weekKey(dayKey: query.toDay)
         let facts = try await reader.cohorts(siteId: site.siteId, organizationId: site.organizationId, weeks: weeks)
@@ -138,8 +141,9 @@ extension ReportEngine {
         let todayWeek = LocalTime.weekKey(dayKey: site.today())
         while week <= weeks.upperBound {
             let entry = byWeek[week] ?? (0, [:])
+            // Cohorts are followed for a year at most: a table over old ranges stays a table, not megabytes of zeros.
             let elapsed = max(0, ((LocalTime.days(dayKey: todayWeek) ?? 0) - (LocalTime.days(dayKey: week) ?? 0)) / 7)
-            let width = max(elapsed, entry.weeks.keys.max() ?? 0)
+            let width = min(Self.cohortWeeks, max(elapsed, entry.weeks.keys.max() ?? 0))
             cohorts.append(
                 Cohort(
                     week: LocalTime.isoDate(dayKey: week), newVisitors: entry.newVisitors,

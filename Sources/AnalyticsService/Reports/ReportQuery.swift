@@ -110,10 +110,10 @@ struct ReportQuery: Sendable, Equatable {
             }
         }
         if let text = parameters["notificationId"] {
-            if let id = UUID(uuidString: text) { query.notificationId = id } else { validator.add("notificationId", "must be a notification id") }
+            if let id = UUID(text: text) { query.notificationId = id } else { validator.add("notificationId", "must be a notification id") }
         }
         if let text = parameters["variantId"] {
-            if let id = UUID(uuidString: text) { query.variantId = id } else { validator.add("variantId", "must be a variant id") }
+            if let id = UUID(text: text) { query.variantId = id } else { validator.add("variantId", "must be a variant id") }
             if parameters["notificationId"] == nil { validator.add("variantId", "needs notificationId") }
         }
         if let text = parameters["steps"] {
