@@ -18,6 +18,7 @@ cleanup() {
   if [ -n "${PGDATA_DIR:-}" ] && [ -d "$PGDATA_DIR" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1
   fi
+  declare -F stop_clickhouse >/dev/null && stop_clickhouse
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -27,6 +28,8 @@ need_apt=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -36,7 +39,7 @@ fi
 PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 
 PY=python3
-if ! $PY -c 'import schemathesis, openapi_spec_validator, selenium, rjsmin, standardwebhooks' 2>/dev/null; then
+if ! $PY -c 'import schemathesis, openapi_spec_validator, selenium, rjsmin, standardwebhooks, scipy, aiosmtpd, boto3, moto.server' 2>/dev/null; then
   log "installing Python test tools from PyPI"
   $PY -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
@@ -62,6 +65,18 @@ psql_admin -c "CREATE DATABASE herald OWNER herald"
 export HERALD_TEST_POSTGRES_ADMIN_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres?sslmode=disable"
 export HERALD_TEST_POSTGRES_URL="postgres://herald:herald@127.0.0.1:$PGPORT/herald?sslmode=disable"
 export HERALD_TEST_REQUIRE_POSTGRES=1
+# Tests that need a server or tool this script provides fail rather than skip when it is missing.
+export HERALD_TEST_REQUIRE_SERVERS=1
+
+# --- ClickHouse -------------------------------------------------------------------------------
+# Debian's clickhouse-server (18.16), for the analytics reports run from ClickHouse (HERALD_CLICKHOUSE_URL).
+# shellcheck source=lib/clickhouse.sh
+source scripts/lib/clickhouse.sh
+log "starting a throwaway ClickHouse server"
+ensure_clickhouse_installed
+start_clickhouse "$WORK/clickhouse"
+export HERALD_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
+export HERALD_TEST_REQUIRE_CLICKHOUSE=1
 
 # --- Swift tests ------------------------------------------------------------------------------
 log "building and running the Swift tests (SQLite and PostgreSQL)"

@@ -2,9 +2,11 @@
 independent computation (scipy for the A/B statistics), on SQLite, PostgreSQL and ClickHouse alike; bots,
 validation, tenants, rate limits, and a kill -9 in the middle of a stream of beacons."""
 import datetime
+import json
 import math
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -32,18 +34,29 @@ def clickhouse_url_or_skip():
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgres", "clickhouse"])
+def clickhouse_query(url, database, sql):
+    """Rows of a query run directly in ClickHouse (JSONEachRow, 64-bit integers as numbers)."""
+    r = requests.post(url, params={"database": database, "output_format_json_quote_64bit_integers": "0"},
+                      data=sql + " FORMAT JSONEachRow", timeout=30)
+    assert r.status_code == 200, r.text
+    return [json.loads(line) for line in r.text.splitlines() if line]
+
+
+# "clickhouse" keeps its raw events in SQLite, "clickhouse-postgres" in PostgreSQL (read per organization under
+# row-level security); both report from ClickHouse.
+@pytest.fixture(params=["sqlite", "postgres", "clickhouse", "clickhouse-postgres"])
 def herald(request):
     env = {"HERALD_BCRYPT_COST": "10", "HERALD_ANALYTICS_QUERIES_PER_MINUTE": "1000"}
     database_url = None
-    if request.param == "postgres":
-        database_url = postgres_url_or_skip()
-    if request.param == "clickhouse":
+    clickhouse = request.param.startswith("clickhouse")
+    if clickhouse:
         env["HERALD_CLICKHOUSE_URL"] = clickhouse_url_or_skip()
         env["HERALD_CLICKHOUSE_DATABASE"] = "herald_" + uuid.uuid4().hex[:10]
         env["HERALD_CLICKHOUSE_FLUSH_INTERVAL"] = "0.2"
+    if request.param.endswith("postgres"):
+        database_url = postgres_url_or_skip()
     server = Herald(database_url=database_url, env=env).start()
-    server.store = request.param
+    server.store = "clickhouse" if clickhouse else request.param
     yield server
     server.stop()
 
@@ -399,3 +412,148 @@ def test_kill_9_during_a_stream_of_beacons_loses_nothing_accepted(store):
         assert count <= impressions() <= count + 6 * 5 * 2
     finally:
         restarted.stop()
+
+
+class SwitchableProxy:
+    """A TCP proxy in front of ClickHouse that can be taken down (connections refused, open ones cut) and back up
+    on the same port."""
+
+    def __init__(self, target_url):
+        host, port = target_url.split("//", 1)[1].rstrip("/").rsplit(":", 1)
+        self.target = (host, int(port))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lock = threading.Lock()
+        self.sockets = set()
+        self.listener = None
+        self.up()
+
+    def up(self):
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self):
+        listener, self.listener = self.listener, None
+        if listener:
+            listener.close()
+        with self.lock:
+            for s in list(self.sockets):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            self.sockets.clear()
+
+    def _accept(self, listener):
+        while self.listener is listener:
+            try:
+                client, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            client.settimeout(None)
+            with self.lock:
+                self.sockets.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_clickhouse_down_while_beacons_arrive_loses_nothing(store):
+    """ClickHouse goes away while beacons keep arriving (and Herald restarts meanwhile): once it is back, every raw
+    event of both organizations is in it exactly once and the reports count each beacon once."""
+    clickhouse = clickhouse_url_or_skip()
+    database_url = postgres_url_or_skip() if store == "postgres" else None
+    proxy = SwitchableProxy(clickhouse)
+    database = "herald_" + uuid.uuid4().hex[:10]
+    # Credentials in the URL go in X-ClickHouse-User/-Key headers (the test server's user has an empty password).
+    url = proxy.url.replace("http://", "http://default:@")
+    env = dict(QUIET_LIMITS, HERALD_CLICKHOUSE_URL=url, HERALD_CLICKHOUSE_DATABASE=database, HERALD_CLICKHOUSE_FLUSH_INTERVAL="0.2")
+    server = Herald(database_url=database_url, env=env).start()
+    try:
+        worlds = [world(server), world(server)]  # two organizations: raw events are read per organization
+        sent = [0, 0]
+        today = datetime.datetime.now(ZoneInfo(TZ)).date()
+
+        def send(round_, pages):
+            session = requests.Session()
+            for i in range(pages):
+                for k, w in enumerate(worlds):
+                    events = [{"type": "pageview", "path": "/"}] + [
+                        {"type": "impression", "notificationId": w["ab"]["id"], "variantId": w["control"]} for _ in range(3)]
+                    r = session.post(server.url(f"/widget/v1/{w['site']['publicKey']}/beacons"), headers={"User-Agent": BROWSER},
+                                     json={"visitorId": f"outage-{round_}-{i:05d}", "events": events})
+                    assert r.status_code == 202, r.text
+                    sent[k] += 3
+
+        def summary(w):
+            r = requests.get(server.url(f"/sites/{w['site']['id']}/analytics?from={today - datetime.timedelta(days=1)}&to={today}"),
+                             headers=w["h"])
+            return r
+
+        def all_counted():
+            answers = [summary(w) for w in worlds]
+            return all(r.status_code == 200 and r.json()["totals"]["impressions"] == n for r, n in zip(answers, sent))
+
+        send(0, 15)
+        assert wait_for(all_counted, timeout=30), [summary(w).text for w in worlds]
+
+        proxy.down()
+        send(1, 40)
+        down = summary(worlds[0])
+        assert down.status_code == 503, down.text
+        assert down.headers["Content-Type"] == "application/problem+json"
+        assert "ClickHouse" in down.json()["detail"]
+        time.sleep(1.5)  # the shipper fails and backs off; the rows wait in the store
+        # A restart while ClickHouse is still down: shipping resumes from what ClickHouse holds.
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        server = Herald(data_dir=server.data_dir, database_url=database_url, env=env).start()
+        send(2, 20)
+        time.sleep(0.5)
+        proxy.up()
+
+        # (The restarted instance first waits out the dead one's 30 s lease on the beacons consumer.)
+        assert wait_for(all_counted, timeout=90), ([summary(w).text for w in worlds], sent,
+                                                   [line for line in server.output().splitlines() if "ClickHouse" in line][-10:])
+        time.sleep(1)  # nothing more arrives later either
+        assert all_counted()
+        rows = clickhouse_query(clickhouse, database,
+                                "SELECT count() AS n, uniqExact(seq) AS seqs, countIf(type = 'impression') AS i FROM events")
+        total = sum(sent) // 3 * 4  # a pageview and three impressions per page
+        assert rows == [{"n": total, "seqs": total, "i": sum(sent)}]
+        assert "default:@" not in server.output()
+    finally:
+        server.stop()
+        proxy.down()
