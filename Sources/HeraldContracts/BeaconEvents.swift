@@ -209,3 +209,54 @@ public struct BeaconsRecordedV1: DomainEvent {
     public var receivedAt: Date
     public var beacons: [Beacon]
 }
+
+extension BeaconBatch {
+    /// Reads the event's JSON with ``JSONReader``: the Analytics and Billing consumers read every beacon, and
+    /// `JSONDecoder` was the largest cost of applying them.
+    public init(json text: String) throws {
+        var text = text
+        let node = try text.withUTF8 { try JSONReader.read($0) }
+        func fail(_ what: String) -> EventBusError { EventBusError.unexpectedEvent("\(BeaconBatch.eventType): \(what)") }
+        func uuid(_ node: JSONNode?) -> UUID? { node?.string.flatMap { UUID(text: $0) } }
+        guard let siteId = uuid(node["siteId"]), let timezone = node["timezone"]?.string, let receivedAt = node["receivedAt"]?.int64,
+            let visitNodes = node["visits"]?.array
+        else { throw fail("siteId, timezone, receivedAt and visits are required") }
+        var visits: [Visit] = []
+        visits.reserveCapacity(visitNodes.count)
+        for visit in visitNodes {
+            guard let visitor = visit["visitor"]?.string, let day = visit["day"]?.int64, let device = visit["device"]?.string,
+                let beaconNodes = visit["beacons"]?.array
+            else { throw fail("a visit needs visitor, day, device and beacons") }
+            var beacons: [RecordedBeacon] = []
+            beacons.reserveCapacity(beaconNodes.count)
+            for beacon in beaconNodes {
+                guard let type = beacon["type"]?.string, let at = beacon["at"]?.int64 else { throw fail("a beacon needs type and at") }
+                var touches: [Touch]?
+                if let list = beacon["touches"]?.array {
+                    touches = try list.map { touch in
+                        guard let notificationId = uuid(touch["notificationId"]), let kind = touch["kind"]?.string, let at = touch["at"]?.int64 else {
+                            throw fail("a touch needs notificationId, kind and at")
+                        }
+                        return Touch(notificationId: notificationId, variantId: uuid(touch["variantId"]), kind: kind, at: at)
+                    }
+                }
+                beacons.append(
+                    RecordedBeacon(
+                        type: type, notificationId: uuid(beacon["notificationId"]), variantId: uuid(beacon["variantId"]),
+                        activityId: uuid(beacon["activityId"]), goal: beacon["goal"]?.string, value: beacon["value"]?.number,
+                        path: beacon["path"]?.string, at: at, exposure: beacon["exposure"]?.bool, firstConversion: beacon["firstConversion"]?.bool,
+                        firstSeenAt: beacon["firstSeenAt"]?.int64, previousConversionAt: beacon["previousConversionAt"]?.int64, touches: touches
+                    )
+                )
+            }
+            visits.append(
+                Visit(
+                    visitor: visitor, session: visit["session"]?.string, day: Int(day), device: device, country: visit["country"]?.string,
+                    bot: visit["bot"]?.bool ?? false, referrer: visit["referrer"]?.string, utmSource: visit["utmSource"]?.string,
+                    utmMedium: visit["utmMedium"]?.string, utmCampaign: visit["utmCampaign"]?.string, beacons: beacons
+                )
+            )
+        }
+        self.init(siteId: siteId, timezone: timezone, receivedAt: receivedAt, visits: visits)
+    }
+}

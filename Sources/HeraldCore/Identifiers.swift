@@ -27,8 +27,73 @@ extension UUID {
         )
     }
 
-    /// The lowercase textual form used everywhere Herald prints or stores an identifier.
-    public var lowercased: String { self.uuidString.lowercased() }
+    /// The lowercase textual form used everywhere Herald prints or stores an identifier. Written digit by digit:
+    /// Foundation's `uuidString` goes through `snprintf`, which showed up in profiles of the beacon path.
+    public var lowercased: String {
+        withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { buffer in
+                var out = 0
+                for index in 0..<16 {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        buffer[out] = UInt8(ascii: "-")
+                        out += 1
+                    }
+                    let byte = bytes[index]
+                    buffer[out] = Self.hexDigit(byte >> 4)
+                    buffer[out + 1] = Self.hexDigit(byte & 0x0F)
+                    out += 2
+                }
+                return out
+            }
+        }
+    }
+
+    @inline(__always)
+    static func hexDigit(_ value: UInt8) -> UInt8 { value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10 }
+
+    /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in either case, as `UUID(uuidString:)` does, without its
+    /// `sscanf` (the slowest part of reading a beacon).
+    public init?(text: String) {
+        var text = text
+        guard let uuid = text.withUTF8({ Self.parse($0) }) else { return nil }
+        self.init(uuid: uuid)
+    }
+
+    public init?(text: Substring) {
+        self.init(text: String(text))
+    }
+
+    static func parse(_ utf8: UnsafeBufferPointer<UInt8>) -> uuid_t? {
+        guard utf8.count == 36 else { return nil }
+        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let parsed = withUnsafeMutableBytes(of: &bytes) { out -> Bool in
+            var index = 0
+            var position = 0
+            while position < 36 {
+                if position == 8 || position == 13 || position == 18 || position == 23 {
+                    guard utf8[position] == UInt8(ascii: "-") else { return false }
+                    position += 1
+                    continue
+                }
+                guard let high = hexValue(utf8[position]), let low = hexValue(utf8[position + 1]) else { return false }
+                out[index] = high << 4 | low
+                index += 1
+                position += 2
+            }
+            return true
+        }
+        return parsed ? bytes : nil
+    }
+
+    @inline(__always)
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
 }
 
 // Herald writes identifiers in lowercase everywhere (RFC 9562's canonical form). Synthesised `Encodable`
@@ -72,7 +137,7 @@ public struct TimeCursor: Sendable, Equatable {
         let parts = text.split(separator: "_", maxSplits: 1)
         // Any millisecond of the last storable second is accepted (the documented bound is 253402300799999).
         guard parts.count == 2, let millis = Int64(parts[0]), (0...Date.storableRange.upperBound.unixMilliseconds + 999).contains(millis),
-            let id = UUID(uuidString: String(parts[1]))
+            let id = UUID(text: String(parts[1]))
         else { return nil }
         self.date = Date(timeIntervalSince1970: Double(millis) / 1000).clampedToStorableRange
         self.id = id

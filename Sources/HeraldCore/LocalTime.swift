@@ -52,6 +52,7 @@ public enum LocalTime {
     public static func dayKey(isoDate text: String) -> Int? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard text.utf8.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }),
             let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), y >= 1970
         else { return nil }
         let key = y * 10_000 + m * 100 + d

@@ -104,12 +104,13 @@ public enum WebURL {
 extension String {
     /// Whether the text has a C0 or C1 control character (general category Cc), U+0000 included.
     public var containsControlCharacters: Bool {
-        unicodeScalars.contains { $0.properties.generalCategory == .control }
+        // Cc is exactly U+0000–U+001F and U+007F–U+009F; comparing values avoids a Unicode property lookup per scalar.
+        utf8.contains { $0 < 0x20 || $0 == 0x7F } || (!utf8.allSatisfy { $0 < 0x80 } && unicodeScalars.contains { (0x80...0x9F).contains($0.value) })
     }
 
     /// The text without its control characters, for labels that are kept rather than refused.
     public var removingControlCharacters: String {
         guard containsControlCharacters else { return self }
-        return String(String.UnicodeScalarView(unicodeScalars.filter { $0.properties.generalCategory != .control }))
+        return String(String.UnicodeScalarView(unicodeScalars.filter { !($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }))
     }
 }

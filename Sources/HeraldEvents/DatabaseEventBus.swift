@@ -370,8 +370,10 @@ struct ConsumerRunner: Service {
         guard let last = batch.last else { return false }
         if let batchConsumer {
             do {
-                let applied = try await applyBatch(batch.map(\.0), consumer: batchConsumer, advancingTo: (last.1, last.2))
-                for event in applied { await consumer.didCommit(event) }
+                let events = batch.map(\.0)
+                let prepared = try await batchConsumer.prepare(batch: events)
+                let applied = try await applyBatch(events, prepared: prepared, consumer: batchConsumer, advancingTo: (last.1, last.2))
+                await batchConsumer.didCommit(batch: applied, prepared: prepared)
                 return true
             } catch {
                 // One bad event must not hold back the rest: apply them one by one, so only it is retried.
@@ -403,7 +405,7 @@ struct ConsumerRunner: Service {
     /// Applies the events of a batch this group has not applied yet, marks them processed and moves the group's
     /// position past them, all in one transaction. Returns the events it applied.
     private func applyBatch(
-        _ events: [EventEnvelope], consumer: any BatchEventConsumer, advancingTo position: (tx: Int64, seq: Int64)
+        _ events: [EventEnvelope], prepared: any Sendable, consumer: any BatchEventConsumer, advancingTo position: (tx: Int64, seq: Int64)
     ) async throws -> [EventEnvelope] {
         let now = Date()
         return try await database.transaction(.system) { tx in
@@ -420,7 +422,7 @@ struct ConsumerRunner: Service {
                 for row in rows { fresh.insert(try row.get("event_id")) }
             }
             let unapplied = events.filter { fresh.contains($0.id) }
-            if !unapplied.isEmpty { try await consumer.handle(batch: unapplied, in: tx) }
+            if !unapplied.isEmpty { try await consumer.handle(batch: unapplied, prepared: prepared, in: tx) }
             try await tx.setTenant(.system)
             try await advance(to: position, in: tx)
             return unapplied

@@ -29,10 +29,29 @@ public protocol BatchEventConsumer: EventConsumer {
     /// The most events handed over at once.
     var maxBatch: Int { get }
     func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws
+
+    /// Runs before the batch's transaction: decoding and computing here keeps the store (SQLite has one writer)
+    /// held only for the writes. Whatever it returns is handed to ``handle(batch:prepared:in:)`` and
+    /// ``didCommit(batch:prepared:)``.
+    func prepare(batch events: [EventEnvelope]) async throws -> any Sendable
+    /// Applies the events this group has not applied yet (a subset of the prepared batch when some were redelivered).
+    func handle(batch events: [EventEnvelope], prepared: any Sendable, in tx: any SQLExecutor) async throws
+    /// Runs after the batch's transaction committed, for in-memory effects (caches of what the store now holds).
+    func didCommit(batch events: [EventEnvelope], prepared: any Sendable) async
 }
 
 extension BatchEventConsumer {
     public var maxBatch: Int { 200 }
+
+    public func prepare(batch events: [EventEnvelope]) async throws -> any Sendable { () }
+
+    public func handle(batch events: [EventEnvelope], prepared: any Sendable, in tx: any SQLExecutor) async throws {
+        try await handle(batch: events, in: tx)
+    }
+
+    public func didCommit(batch events: [EventEnvelope], prepared: any Sendable) async {
+        for event in events { await didCommit(event) }
+    }
 
     /// A single event is a batch of one, in the event's tenant scope (already set by the bus).
     public func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {

@@ -63,7 +63,7 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
 
     /// A path parameter that must be a UUID; anything else names a resource that cannot exist, so 404.
     public func uuidParameter(_ name: String, resource: String) throws -> UUID {
-        guard let text = parameters.get(name), let id = UUID(uuidString: text) else {
+        guard let text = parameters.get(name), let id = UUID(text: text) else {
             throw HeraldError.notFound(resource)
         }
         return id

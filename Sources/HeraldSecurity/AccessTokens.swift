@@ -112,7 +112,7 @@ public final class AccessTokenService: Sendable {
         guard payload.aud.value.contains(audience) else { throw AccessTokenError.wrongAudience }
         guard payload.exp.value.addingTimeInterval(leeway) > now else { throw AccessTokenError.expired }
         guard payload.nbf.value.addingTimeInterval(-leeway) <= now else { throw AccessTokenError.notYetValid }
-        guard let userId = UUID(uuidString: payload.sub.value), let sessionId = UUID(uuidString: payload.sid) else {
+        guard let userId = UUID(text: payload.sub.value), let sessionId = UUID(text: payload.sid) else {
             throw AccessTokenError.malformed
         }
         return AccessTokenClaims(userId: userId, sessionId: sessionId, issuedAt: payload.iat.value, expiresAt: payload.exp.value)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HeraldCore
 import Logging
 
 /// One schema change, written once per dialect. Never edit a migration after it has landed: add a new one.
@@ -22,7 +23,7 @@ public struct Migration: Sendable {
 
     public func checksum(for dialect: SQLDialect) -> String {
         let digest = SHA256.hash(data: Data(statements(for: dialect).joined(separator: "\n;\n").utf8))
-        return digest.map { String(format: "%02x", $0) }.joined()
+        return digest.hexString
     }
 }
 

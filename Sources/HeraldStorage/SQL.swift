@@ -120,22 +120,34 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         return result
     }
 
-    /// The statement text with numbered placeholders (`$1` in PostgreSQL, `?1` in SQLite) and its values.
+    /// The statement text with placeholders (`$1` in PostgreSQL; `?` in SQLite, which numbers them in order) and its
+    /// values. Written into bytes: batch inserts render tens of thousands of placeholders per statement.
     public func render(for dialect: SQLDialect) -> (text: String, binds: [SQLValue]) {
-        var text = ""
+        var text: [UInt8] = []
+        text.reserveCapacity(fragments.count * 4)
         var binds: [SQLValue] = []
         for fragment in fragments {
             switch fragment {
             case .literal(let literal):
-                text += literal
+                text.append(contentsOf: literal.utf8)
             case .table(let table):
-                text += table.rendered(for: dialect)
+                text.append(contentsOf: table.rendered(for: dialect).utf8)
             case .bind(let value):
                 binds.append(value)
-                text += dialect == .postgres ? "$\(binds.count)" : "?\(binds.count)"
+                if dialect == .postgres {
+                    text.append(UInt8(ascii: "$"))
+                    Self.appendDecimal(binds.count, to: &text)
+                } else {
+                    text.append(UInt8(ascii: "?"))
+                }
             }
         }
-        return (text, binds)
+        return (String(decoding: text, as: UTF8.self), binds)
+    }
+
+    static func appendDecimal(_ number: Int, to text: inout [UInt8]) {
+        if number >= 10 { appendDecimal(number / 10, to: &text) }
+        text.append(UInt8(ascii: "0") + UInt8(number % 10))
     }
 }
 

@@ -87,7 +87,7 @@ extension UUID: SQLDecodable {
         switch sqlValue {
         case .uuid(let uuid): self = uuid
         case .text(let text):
-            guard let uuid = UUID(uuidString: text) else { throw SQLDecodingFailure() }
+            guard let uuid = UUID(text: text) else { throw SQLDecodingFailure() }
             self = uuid
         default: throw SQLDecodingFailure()
         }

@@ -80,7 +80,7 @@ extension IntegrationsService {
     /// The canonical request: the decoded fields, so whitespace or key order do not make two retries differ.
     static func hash(of body: ActivityRequest) -> String {
         let data = (try? JSONEncoder.herald.encode(body)) ?? Data()
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: data).hexString
     }
 
     func replayIfKnown(_ key: String?, siteId: UUID, hash: String, grant: SiteAccess) async throws -> Response? {

@@ -110,7 +110,7 @@ actor FeedCache {
                     })
             else { return nil }
             let data = try JSONEncoder.herald.encode(document)
-            let digest = SHA256.hash(data: data).prefix(12).map { String(format: "%02x", $0) }.joined()
+            let digest = SHA256.hash(data: data).prefix(12).hexString
             return Entry(
                 siteId: siteId, organizationId: organizationId, bytes: ByteBuffer(bytes: data), etag: "\"\(digest)\"", builtAt: Date(),
                 document: document

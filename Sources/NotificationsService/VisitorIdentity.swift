@@ -35,7 +35,7 @@ final class VisitorHasher: Sendable {
         hmac.update(data: Array(siteId.lowercased.utf8))
         hmac.update(data: [0x3A])
         hmac.update(data: Array(id.utf8))
-        return hmac.finalize().prefix(16).map { String(format: "%02x", $0) }.joined()
+        return hmac.finalize().prefix(16).hexString
     }
 
     /// Forgets salts more than two days old, after which yesterday's pseudonyms can never be recomputed.
@@ -65,27 +65,75 @@ struct VisitorSaltStore: Sendable {
     }
 }
 
-/// What a User-Agent says about the device and whether it is a crawler.
+/// What a User-Agent says about the device and whether it is a crawler. Both answers are remembered per
+/// User-Agent (a site's visitors send a few hundred distinct ones), so the string work runs once for each.
 enum UserAgentClass {
+    struct Answer {
+        var device: String
+        var bot: Bool
+    }
+
+    private static let cache = Mutex<[String: Answer]>([:])
+    static let cacheLimit = 4096
+
+    static func classify(_ userAgent: String) -> Answer {
+        if let known = cache.withLock({ $0[userAgent] }) { return known }
+        let answer = Answer(device: device(userAgent), bot: isBot(userAgent))
+        cache.withLock { cache in
+            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[userAgent] = answer
+        }
+        return answer
+    }
+
     /// `mobile`, `tablet` or `desktop`.
     static func device(_ userAgent: String) -> String {
-        let ua = userAgent.lowercased()
-        if ua.contains("ipad") || ua.contains("tablet") || (ua.contains("android") && !ua.contains("mobile")) { return "tablet" }
-        if ua.contains("mobi") || ua.contains("iphone") || ua.contains("android") { return "mobile" }
+        let ua = Array(userAgent.utf8.prefix(1024).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+        if has(ua, "ipad") || has(ua, "tablet") || (has(ua, "android") && !has(ua, "mobile")) { return "tablet" }
+        if has(ua, "mobi") || has(ua, "iphone") || has(ua, "android") { return "mobile" }
         return "desktop"
     }
 
     /// Crawlers that say so (Googlebot, bingbot, AhrefsBot, facebookexternalhit, Lighthouse, …). Headless browsers
     /// and HTTP libraries that do not declare themselves are not guessed at: a guess would drop real visitors.
     static func isBot(_ userAgent: String) -> Bool {
-        let ua = userAgent.lowercased()
-        for marker in ["spider", "crawler", "crawling", "slurp", "facebookexternalhit", "lighthouse", "pingdom", "gtmetrix", "uptimerobot"]
-        where ua.contains(marker) {
-            return true
+        let ua = Array(userAgent.utf8.prefix(1024).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+        let markers: [StaticString] = [
+            "spider", "crawler", "crawling", "slurp", "facebookexternalhit", "lighthouse", "pingdom", "gtmetrix", "uptimerobot",
+        ]
+        for marker in markers where has(ua, marker) { return true }
+        // A word ending in "bot" (before any '-'): googlebot, bingbot/2.0, ahrefsbot; "cubot" is a phone maker.
+        func isWordByte(_ byte: UInt8) -> Bool {
+            (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x5F || byte >= 0x80
         }
-        for token in ua.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
-            let word = token.split(separator: "-").first ?? token
-            if word.hasSuffix("bot") && word != "cubot" { return true }
+        var index = 0
+        while index < ua.count {
+            guard isWordByte(ua[index]) else {
+                index += 1
+                continue
+            }
+            let start = index
+            while index < ua.count, isWordByte(ua[index]) { index += 1 }
+            let word = ua[start..<index]
+            if word.count >= 3, word.suffix(3).elementsEqual("bot".utf8), !word.elementsEqual("cubot".utf8) { return true }
+            // Skip the rest of a hyphenated token: only its first part counts.
+            while index < ua.count, isWordByte(ua[index]) || ua[index] == 0x2D { index += 1 }
+        }
+        return false
+    }
+
+    private static func has(_ haystack: [UInt8], _ needle: StaticString) -> Bool {
+        let count = needle.utf8CodeUnitCount
+        guard count <= haystack.count else { return false }
+        let first = needle.utf8Start[0]
+        var index = 0
+        while index <= haystack.count - count {
+            if haystack[index] == first {
+                var offset = 1
+                while offset < count, haystack[index + offset] == needle.utf8Start[offset] { offset += 1 }
+                if offset == count { return true }
+            }
+            index += 1
         }
         return false
     }

@@ -17,7 +17,7 @@ struct WidgetAsset: Sendable {
 
     static func load() -> WidgetAsset {
         let data = Bundle.module.url(forResource: "widget", withExtension: "js").flatMap { try? Data(contentsOf: $0) } ?? Data()
-        let digest = SHA256.hash(data: data).prefix(12).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: data).prefix(12).hexString
         return WidgetAsset(bytes: ByteBuffer(data: data), etag: "\"\(digest)\"")
     }
 }
@@ -48,9 +48,10 @@ struct WidgetCORSMiddleware: RouterMiddleware {
     }
 }
 
-/// The body of `POST /widget/v1/{publicKey}/beacons` (docs/WIDGET.md, openapi.json).
-struct BeaconRequest: Decodable {
-    struct Event: Decodable {
+/// The body of `POST /widget/v1/{publicKey}/beacons` (docs/WIDGET.md, openapi.json). Read with ``JSONReader``, not
+/// `JSONDecoder`: this runs for every beacon request, and the `Codable` path cost more than the rest of the request.
+struct BeaconRequest {
+    struct Event {
         var type: String
         var notificationId: UUID?
         var variantId: UUID?
@@ -67,14 +68,14 @@ struct BeaconRequest: Decodable {
         var touches: [TouchBody]?
     }
 
-    struct TouchBody: Decodable {
+    struct TouchBody {
         var notificationId: UUID
         var variantId: UUID?
         var type: String
         var at: Double
     }
 
-    struct UTM: Decodable {
+    struct UTM {
         var source: String?
         var medium: String?
         var campaign: String?
@@ -85,6 +86,54 @@ struct BeaconRequest: Decodable {
     var referrer: String?
     var utm: UTM?
     var events: [Event]
+
+    /// Reads the body; wrong types and missing fields are collected in `validator` under their paths.
+    init(_ node: JSONNode, validator: inout Validator) throws {
+        guard case .object = node else { throw HeraldError.badRequest("The request body must be a JSON object.", slug: "malformed-json") }
+        let body = JSONFields(node)
+        visitorId = body.string("visitorId", required: true, into: &validator) ?? ""
+        sessionId = body.string("sessionId", into: &validator)
+        referrer = body.string("referrer", into: &validator)
+        utm = body.object("utm", into: &validator).map { utm in
+            UTM(
+                source: utm.string("source", into: &validator), medium: utm.string("medium", into: &validator),
+                campaign: utm.string("campaign", into: &validator)
+            )
+        }
+        var events: [Event] = []
+        for (path, element) in body.array("events", required: true, into: &validator) ?? [] {
+            guard case .object = element else {
+                validator.add(path, "must be an object")
+                continue
+            }
+            let event = JSONFields(element, path: path)
+            let touches = event.array("touches", into: &validator)?.compactMap { path, element -> TouchBody? in
+                guard case .object = element else {
+                    validator.add(path, "must be an object")
+                    return nil
+                }
+                let touch = JSONFields(element, path: path)
+                let notificationId = touch.uuid("notificationId", required: true, into: &validator)
+                let variantId = touch.uuid("variantId", into: &validator)
+                let type = touch.string("type", required: true, into: &validator)
+                let at = touch.number("at", required: true, into: &validator)
+                guard let notificationId, let type, let at else { return nil }
+                return TouchBody(notificationId: notificationId, variantId: variantId, type: type, at: at)
+            }
+            events.append(
+                Event(
+                    type: event.string("type", required: true, into: &validator) ?? "", notificationId: event.uuid("notificationId", into: &validator),
+                    variantId: event.uuid("variantId", into: &validator), activityId: event.uuid("activityId", into: &validator),
+                    goal: event.string("goal", into: &validator), value: event.number("value", into: &validator),
+                    path: event.string("path", into: &validator), at: event.number("at", into: &validator),
+                    exposure: event.bool("exposure", into: &validator), firstConversion: event.bool("firstConversion", into: &validator),
+                    firstSeenAt: event.number("firstSeenAt", into: &validator),
+                    previousConversionAt: event.number("previousConversionAt", into: &validator), touches: touches
+                )
+            )
+        }
+        self.events = events
+    }
 }
 
 struct BeaconResponse: Encodable, Sendable {
@@ -208,12 +257,21 @@ extension NotificationsService {
         } catch {
             throw HeraldError.payloadTooLarge(limit: Self.maxBeaconBody)
         }
-        let batch = try JSONBody.decode(BeaconRequest.self, from: Data(buffer: buffer))
+        if buffer.readableBytesView.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            throw HeraldError.badRequest("The request body is empty; send a JSON object.", slug: "malformed-json")
+        }
+        let node: JSONNode
+        do {
+            node = try buffer.withUnsafeReadableBytes { try JSONReader.read(raw: $0) }
+        } catch {
+            throw HeraldError.badRequest("The request body is not valid JSON (\(error)).", slug: "malformed-json")
+        }
+        var validator = Validator()
+        let batch = try BeaconRequest(node, validator: &validator)
         let now = Date()
         let nowMillis = now.unixMilliseconds
-        var validator = Validator()
         let visitor = batch.visitorId
-        if !Self.isWidgetId(visitor) { validator.add("visitorId", "must be 8 to 64 letters, digits, '-' or '_'") }
+        if node["visitorId"]?.string != nil, !Self.isWidgetId(visitor) { validator.add("visitorId", "must be 8 to 64 letters, digits, '-' or '_'") }
         if let session = batch.sessionId, !Self.isWidgetId(session) { validator.add("sessionId", "must be 8 to 64 letters, digits, '-' or '_'") }
         if !(1...50).contains(batch.events.count) { validator.add("events", "must hold 1 to 50 events") }
         var beacons: [RecordedBeacon] = []
@@ -270,12 +328,12 @@ extension NotificationsService {
         if !beacons.isEmpty {
             let day = site.clock.dayKey(atMillis: nowMillis)
             let salt = try await hasher.salt(day: day)
-            let userAgent = request.headers[.userAgent] ?? ""
+            let userAgent = UserAgentClass.classify(request.headers[.userAgent] ?? "")
             let visit = Visit(
                 visitor: VisitorHasher.pseudonym(visitor, siteId: site.siteId, salt: salt),
                 session: batch.sessionId.map { VisitorHasher.pseudonym("session:" + $0, siteId: site.siteId, salt: salt) },
-                day: day, device: UserAgentClass.device(userAgent), country: Self.country(request, header: options.countryHeader),
-                bot: UserAgentClass.isBot(userAgent), referrer: batch.referrer.flatMap(Self.referrerHost),
+                day: day, device: userAgent.device, country: Self.country(request, header: options.countryHeader),
+                bot: userAgent.bot, referrer: batch.referrer.flatMap(Self.referrerHost),
                 utmSource: Self.label(batch.utm?.source), utmMedium: Self.label(batch.utm?.medium), utmCampaign: Self.label(batch.utm?.campaign),
                 beacons: beacons
             )

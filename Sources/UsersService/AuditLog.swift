@@ -125,7 +125,7 @@ struct AuditLog: Sendable {
             field(record.details[key])
         }
         field(String(record.occurredAtMicros))
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 
     /// Records visible to an organization (its own and its members' account events), newest first.

@@ -147,7 +147,7 @@ struct LoginThrottle: Sendable {
     /// Failures after which each further failure is answered more slowly.
     static let slowAfter = 3
 
-    func accountKey(_ emailIndex: [UInt8]) -> String { "login:account:" + emailIndex.prefix(16).map { String(format: "%02x", $0) }.joined() }
+    func accountKey(_ emailIndex: [UInt8]) -> String { "login:account:" + emailIndex.prefix(16).hexString }
     func addressKey(_ ip: String) -> String { "login:ip:" + ip }
 
     /// Throws 429 with Retry-After when the account or the address has failed too often.

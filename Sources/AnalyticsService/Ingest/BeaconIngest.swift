@@ -4,6 +4,7 @@ import HeraldContracts
 import HeraldCore
 import HeraldEvents
 import HeraldStorage
+import Synchronization
 
 /// Applies beacon events to the analytics tables, many events per transaction.
 ///
@@ -13,23 +14,63 @@ import HeraldStorage
 struct BeaconIngest: BatchEventConsumer {
     let group = "analytics.beacons"
     let eventTypes: Set<String> = [BeaconBatch.eventType]
-    let maxBatch = 50
+    let maxBatch = 200
     let store = IngestStore()
+    /// Visitor steps this process knows the store holds, so most of a busy site's steps need no write.
+    let steps: StepCache
 
-    func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws {
-        var byOrganization: [UUID: [BeaconBatch]] = [:]
+    /// A batch decoded and collected per organization before its transaction.
+    final class Prepared: Sendable {
+        let events: Set<UUID>
+        let work: [UUID: IngestWork]
+        /// The steps the transaction wrote or found, remembered once it commits.
+        let seen = Mutex<[StepKey: Int64]>([:])
+
+        init(events: Set<UUID>, work: [UUID: IngestWork]) {
+            self.events = events
+            self.work = work
+        }
+    }
+
+    func prepare(batch events: [EventEnvelope]) async throws -> any Sendable {
+        var work: [UUID: IngestWork] = [:]
         for event in events {
             guard let organizationId = event.organizationId else { continue }
-            byOrganization[organizationId, default: []].append(try Self.decode(event))
+            work[organizationId, default: IngestWork(organizationId: organizationId)].collect(try Self.decode(event))
         }
-        for (organizationId, batches) in byOrganization {
+        return Prepared(events: Set(events.map(\.id)), work: work)
+    }
+
+    func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws {
+        try await handle(batch: events, prepared: (), in: tx)
+    }
+
+    func handle(batch events: [EventEnvelope], prepared: any Sendable, in tx: any SQLExecutor) async throws {
+        let prepared = prepared as? Prepared
+        var byOrganization: [UUID: IngestWork]
+        if let prepared, prepared.events == Set(events.map(\.id)) {
+            byOrganization = prepared.work
+        } else {
+            // Some of the batch was applied before (a redelivery): collect only what is new.
+            byOrganization = [:]
+            for event in events {
+                guard let organizationId = event.organizationId else { continue }
+                byOrganization[organizationId, default: IngestWork(organizationId: organizationId)].collect(try Self.decode(event))
+            }
+        }
+        for (organizationId, var work) in byOrganization {
             try await tx.setTenant(.organization(organizationId))
-            var work = IngestWork(organizationId: organizationId)
-            for batch in batches { work.collect(batch) }
-            let fresh = try await store.upsertSteps(work.stepCandidates, organizationId: organizationId, in: tx)
+            let unknown = steps.unknown(work.stepCandidates)
+            let fresh = try await store.upsertSteps(unknown, organizationId: organizationId, in: tx)
             work.decide(freshSteps: fresh)
             try await store.write(work, in: tx)
+            prepared?.seen.withLock { seen in seen.merge(work.stepCandidates) { min($0, $1) } }
         }
+    }
+
+    func didCommit(batch events: [EventEnvelope], prepared: any Sendable) async {
+        guard let prepared = prepared as? Prepared else { return }
+        steps.remember(prepared.seen.withLock { $0 })
     }
 
     /// Reads both versions of `widget.beacons_recorded`. Version 1 carried the visitor id in clear: it is
@@ -41,7 +82,7 @@ struct BeaconIngest: BatchEventConsumer {
             let received = old.receivedAt.unixMilliseconds
             let day = clock.dayKey(atMillis: received)
             let digest = SHA256.hash(data: Data("\(day):\(old.siteId.lowercased):\(old.visitorId)".utf8))
-            let visitor = digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+            let visitor = digest.prefix(16).hexString
             let beacons = old.beacons.map {
                 RecordedBeacon(
                     type: $0.type, notificationId: $0.notificationId, variantId: $0.variantId, activityId: $0.activityId, goal: $0.goal,
@@ -54,12 +95,45 @@ struct BeaconIngest: BatchEventConsumer {
             )
             return BeaconBatch(siteId: old.siteId, timezone: "UTC", receivedAt: received, visits: [visit])
         }
-        return try event.decode(BeaconBatch.self)
+        guard event.version == BeaconBatch.schemaVersion else { return try event.decode(BeaconBatch.self) }
+        return try BeaconBatch(json: event.data)
     }
 }
 
 /// Stands for "none" in key columns: a conversion not attributed to a notification, a notification without variants.
 let noneId = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
+/// The visitor steps known to exist in the store, each with a time no earlier than its stored `first_at`. A
+/// candidate at or after that time changes nothing and is not written. Entries are added only after the
+/// transaction that wrote or found them committed, and a stored step's `first_at` only ever moves earlier, so an
+/// entry stays true; retention deletes steps only of days far older than the beacons still arriving. Another
+/// instance that takes over the consumer starts with an empty cache and asks the store.
+final class StepCache: Sendable {
+    private let known = Mutex<[StepKey: Int64]>([:])
+    let limit: Int
+
+    init(limit: Int = 300_000) {
+        self.limit = limit
+    }
+
+    /// The candidates that may change the store: unknown steps, or known ones at an earlier time.
+    func unknown(_ candidates: [StepKey: Int64]) -> [StepKey: Int64] {
+        known.withLock { known in candidates.filter { key, at in known[key].map { at < $0 } ?? true } }
+    }
+
+    func remember(_ steps: [StepKey: Int64]) {
+        known.withLock { known in
+            if known.count + steps.count > limit {
+                // Keep today's and yesterday's steps when the cache is full; drop the rest, then everything if needed.
+                let newest = steps.keys.map(\.day).max() ?? 0
+                let floor = LocalTime.dayKey(days: (LocalTime.days(dayKey: newest) ?? 0) - 1)
+                known = known.filter { $0.key.day >= floor }
+                if known.count + steps.count > limit { known.removeAll(keepingCapacity: true) }
+            }
+            known.merge(steps) { min($0, $1) }
+        }
+    }
+}
 
 /// A visitor's step on a day, the unit of uniqueness.
 struct StepKey: Hashable, Sendable {
@@ -109,37 +183,6 @@ struct Counters: Sendable, Equatable {
         conversions += other.conversions
         conversionValue += other.conversionValue
     }
-}
-
-/// One raw event row as written (and as shipped to ClickHouse).
-struct RawEvent: Sendable {
-    var siteId: UUID
-    var atMillis: Int64
-    var hour: Int64
-    var day: Int
-    var visitorDay: Int
-    var type: String
-    var notificationId: UUID?
-    var variantId: UUID?
-    var activityId: UUID?
-    var visitor: String
-    var session: String?
-    var path: String?
-    var referrer: String?
-    var utmSource: String?
-    var utmMedium: String?
-    var utmCampaign: String?
-    var device: String
-    var country: String?
-    var goal: String?
-    var value: Double?
-    var exposure = false
-    var abConversion = false
-    var newVisitor = false
-    var cohortWeek: Int?
-    var cohortIndex: Int?
-    var previousConversionAt: Int64?
-    var touches: String?
 }
 
 struct ConversionRow: Sendable {
@@ -211,6 +254,8 @@ struct IngestWork {
         var steps = ["seen"]
         let n = beacon.notificationId?.lowercased
         switch beacon.type {
+        case "pageview":
+            steps.append("p")
         case "impression":
             steps.append("i")
             if let n {
