@@ -42,6 +42,8 @@ def fuzzed(store):
     server = Herald(database_url=store, env={
         "HERALD_BCRYPT_COST": "10", "HERALD_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8",
         "HERALD_SHOPIFY_API_KEY": "fuzz-app", "HERALD_SHOPIFY_API_SECRET": "shpss_" + "f" * 32,
+        # Reports reach their real logic instead of the per-site budget's 429 (which the document also describes).
+        "HERALD_ANALYTICS_QUERIES_PER_MINUTE": "100000",
     }).start()
     yield server
     server.stop()
@@ -89,6 +91,12 @@ def build_world(herald):
     secret_auth = {"Authorization": f"Bearer {site['secretKey']}"}
     hook = call("POST", "/zapier/hooks", 201, json={"hookUrl": "http://127.0.0.1:9/zap", "event": "activity.captured"}, headers=secret_auth)
     call("POST", f"/sites/{sid}/activities", 202, json={"type": "purchase", "firstName": "Ada"}, headers=secret_auth)
+    report = call("POST", f"/sites/{sid}/analytics/scheduled-reports", 201, json={
+        "name": "Weekly", "frequency": "weekly", "recipients": ["owner@example.com"]})
+    spare_report = call("POST", f"/sites/{sid}/analytics/scheduled-reports", 201, json={
+        "name": "Spare", "frequency": "daily", "recipients": ["spare@example.com"]})
+    export = call("POST", f"/sites/{sid}/analytics/export", 202, json={"report": "summary", "format": "csv"})
+    assert wait_for(lambda: call("GET", f"/sites/{sid}/analytics/exports/{export['id']}", 200)["status"] == "succeeded", timeout=30)
     messages = wait_for(lambda: call("GET", f"/sites/{sid}/webhooks/{endpoint['id']}/deliveries", 200)["items"])
     assert messages, "the activity never produced an outbound delivery"
     spare_session_token = login()["accessToken"]
@@ -109,6 +117,7 @@ def build_world(herald):
         "FUZZ_HOOK_TOKEN": webhook["webhookUrl"].rstrip("/").rsplit("/", 1)[1], "FUZZ_IMPORT_ID": job["id"],
         "FUZZ_ENDPOINT_ID": endpoint["id"], "FUZZ_SPARE_ENDPOINT_ID": spare_endpoint["id"],
         "FUZZ_MESSAGE_ID": messages[0]["id"], "FUZZ_SPARE_HOOK_ID": hook["id"],
+        "FUZZ_REPORT_ID": report["id"], "FUZZ_SPARE_REPORT_ID": spare_report["id"], "FUZZ_EXPORT_ID": export["id"],
     }
 
 
