@@ -21,7 +21,7 @@ from conftest import Herald, postgres_url_or_skip, wait_for
 
 TZ = "America/Chicago"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
-QUIET_LIMITS = {"HERALD_BCRYPT_COST": "10", "HERALD_ANALYTICS_QUERIES_PER_MINUTE": "100000"}
+QUIET_LIMITS = {"HERALD_BCRYPT_COST": "10", "HERALD_ANALYTICS_QUERIES_PER_MINUTE": "1000"}
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 
 

@@ -146,7 +146,7 @@ def test_export_requests_are_checked_and_private(herald):
     url = herald.url(f"/sites/{w['site']['id']}/analytics/export")
     for body, field in [({"format": "csv"}, "report"), ({"report": "everything"}, "report"), ({"report": "summary", "format": "xls"}, "format"),
                         ({"report": "events", "format": "pdf"}, "format"), ({"report": "summary", "parameters": {"color": "red"}}, "parameters.color"),
-                        ({"report": "summary", "parameters": {"from": "2026-02-30"}}, "from"),
+                        ({"report": "summary", "parameters": {"from": "2026-02-30"}}, "parameters.from"),
                         ({"report": "events", "parameters": {"from": "2026-01-01", "to": "2026-03-01"}}, "parameters.from")]:
         r = requests.post(url, headers=w["h"], json=body)
         assert r.status_code == 422, (body, r.text)
@@ -373,13 +373,17 @@ def test_old_raw_events_are_archived_to_a_directory_and_restored(store):
     server = Herald(data_dir=server.data_dir, database_url=database_url, env=env).start()
     try:
         archive = os.path.join(server.data_dir, "archive", "events", f"day={old_day}")
-        files = wait_for(lambda: os.listdir(archive) if os.path.isdir(archive) and len(os.listdir(archive)) >= 2 else None, timeout=30)
+        def parts():
+            found = [os.path.join(d, f) for d, _, names in os.walk(archive) for f in names if f.endswith(".ndjson.gz")]
+            return found if len(found) >= 2 else None
+        files = wait_for(parts, timeout=30)
         assert files, server.output()[-3000:]
         assert wait_for(lambda: raw_count(server)[0] == 0, timeout=30)
-        by_file = {f: [json.loads(line) for line in gzip.open(os.path.join(archive, f)).read().splitlines()] for f in files}
+        by_file = {f: [json.loads(line) for line in gzip.open(f).read().splitlines()] for f in files}
         assert len(by_file) == 2, files
         for name, lines in by_file.items():
-            assert {l["organization_id"] for l in lines} == {name.split("org=")[1].split(".")[0]}
+            # events/day=<day>/org=<organization>/part-<first seq>.ndjson.gz holds that organization's rows only.
+            assert {l["organization_id"] for l in lines} == {name.split("org=")[1].split("/")[0]}
         lines = [l for group in by_file.values() for l in group]
         assert sorted(len(group) for group in by_file.values()) == [28, 120]
         assert {l["type"] for l in lines} == {"pageview", "impression", "click"}

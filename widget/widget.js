@@ -232,7 +232,8 @@
     if (s.showTimeAgo && c.at && c.n.type === 'recent_activity') body.appendChild(el('div', 't', ago(c.at)));
     if (c.n.cta && safeUrl(c.n.cta.url)) {
       var a = el('a', 'a', c.n.cta.text); a.href = safeUrl(c.n.cta.url); a.rel = 'noopener';
-      a.onclick = () => { beacon('click', c); };
+      /* The card's own click handler counts the click when it has a link: count it once. */
+      a.onclick = ev => { ev.stopPropagation(); beacon('click', c); };
       body.appendChild(a);
     }
     e.appendChild(body);
@@ -273,7 +274,7 @@
       if (c.v) { b.exposure = !ls.get('hx:' + c.n.id); ls.set('hx:' + c.n.id, 1); }
     }
     if ('impression hover click'.indexOf(type) >= 0) {
-      var list = touches(); list.push({ notificationId: b.notificationId, type: type, at: t });
+      var list = touches(); list.push({ notificationId: b.notificationId, variantId: b.variantId, type: type, at: t });
       ls.set('ht', JSON.stringify(list.slice(-20)));
     }
     b.firstSeenAt = +ls.get('hf') || undefined;
@@ -344,7 +345,9 @@
 
   function start() {
     if (state.on) return;
-    state.on = true; mount(); beacon('pageview');
+    state.on = true; mount();
+    /* One pageview per page, however often the widget restarts after a failed feed. */
+    if (!state.pv) { state.pv = 1; beacon('pageview'); }
     load(true).then(connect, () => { mark('error'); setTimeout(() => { state.on = false; start(); }, 30000); });
   }
   function stop() {

@@ -33,8 +33,8 @@ extension AnalyticsService {
     /// The site of the path (after checking the caller may read its analytics, and the site's report budget) and
     /// the report parameters, validated against the site's calendar.
     func prepare(_ request: Request, _ context: HeraldRequestContext) async throws -> (ReportSite, ReportQuery) {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
-        let grant = try await access.site(siteId, .analyticsRead, context: context)
+        let grant = try await access.site(from: context, .analyticsRead)
+        let siteId = grant.siteId
         var parameters: [String: String] = [:]
         for (name, value) in request.uri.queryParameters { parameters[String(name)] = String(value) }
         try await checkQueryBudget(siteId: siteId)

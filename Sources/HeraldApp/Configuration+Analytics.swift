@@ -13,7 +13,8 @@ extension HeraldConfiguration {
             return number
         }
         options.queriesPerMinute = try number(
-            "HERALD_ANALYTICS_QUERIES_PER_MINUTE", 1...100_000, "a number of reports per site and minute", default: options.queriesPerMinute
+            "HERALD_ANALYTICS_QUERIES_PER_MINUTE", 1...1000, "a number of reports per site and minute (counted per instance)",
+            default: options.queriesPerMinute
         )
         options.retention.minuteDays = try number(
             "HERALD_ANALYTICS_MINUTE_ROLLUP_DAYS", 1...366, "a number of days", default: options.retention.minuteDays

@@ -294,7 +294,9 @@ public struct JSONReader {
             let integerStart = index
             let integerDigits = digits()
             guard integerDigits > 0 else { throw failure("a number needs digits") }
-            if integerDigits > 1, bytes[integerStart] == UInt8(ascii: "0") { throw Failure(offset: integerStart, reason: "a number with a leading zero") }
+            if integerDigits > 1, bytes[integerStart] == UInt8(ascii: "0") {
+                throw Failure(offset: integerStart, reason: "a number with a leading zero")
+            }
             var simple = true
             if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
                 simple = false

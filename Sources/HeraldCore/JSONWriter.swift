@@ -8,33 +8,36 @@ import Foundation
 /// json.beginObject(); json.field("id", id); json.field("count", 3); json.endObject()
 /// ```
 public struct JSONWriter: Sendable {
-    public private(set) var text = ""
+    /// Written as bytes, turned into a `String` once: appending to a `String` piece by piece cost more than the JSON.
+    private var bytes: [UInt8] = []
     /// Whether the next member of the current object or array needs a comma before it.
     private var needsComma = false
 
     public init(capacity: Int = 256) {
-        text.reserveCapacity(capacity)
+        bytes.reserveCapacity(capacity)
     }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 
     public mutating func beginObject() {
         separate()
-        text.append("{")
+        bytes.append(UInt8(ascii: "{"))
         needsComma = false
     }
 
     public mutating func endObject() {
-        text.append("}")
+        bytes.append(UInt8(ascii: "}"))
         needsComma = true
     }
 
     public mutating func beginArray() {
         separate()
-        text.append("[")
+        bytes.append(UInt8(ascii: "["))
         needsComma = false
     }
 
     public mutating func endArray() {
-        text.append("]")
+        bytes.append(UInt8(ascii: "]"))
         needsComma = true
     }
 
@@ -42,7 +45,7 @@ public struct JSONWriter: Sendable {
     public mutating func key(_ name: String) {
         separate()
         appendString(name)
-        text.append(":")
+        bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
@@ -56,16 +59,16 @@ public struct JSONWriter: Sendable {
     public mutating func field(_ name: String, _ value: UUID?) {
         guard let value else { return }
         key(name)
-        text.append("\"")
-        text.append(value.lowercased)
-        text.append("\"")
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: value.lowercased.utf8)
+        bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }
 
     public mutating func field(_ name: String, _ value: Int64?) {
         guard let value else { return }
         key(name)
-        text.append(String(value))
+        bytes.append(contentsOf: String(value).utf8)
         needsComma = true
     }
 
@@ -73,45 +76,42 @@ public struct JSONWriter: Sendable {
         // JSON has no NaN or infinity; callers validate, and such a value is left out rather than written invalid.
         guard let value, value.isFinite else { return }
         key(name)
-        if value.rounded() == value, abs(value) < 1e15 { text.append(String(Int64(value))) } else { text.append(String(value)) }
+        if value.rounded() == value, abs(value) < 1e15 {
+            bytes.append(contentsOf: String(Int64(value)).utf8)
+        } else {
+            bytes.append(contentsOf: String(value).utf8)
+        }
         needsComma = true
     }
 
     public mutating func field(_ name: String, _ value: Bool?) {
         guard let value else { return }
         key(name)
-        text.append(value ? "true" : "false")
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
         needsComma = true
     }
 
     private mutating func separate() {
-        if needsComma { text.append(",") }
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
 
     private mutating func appendString(_ value: String) {
-        text.append("\"")
-        var plain = true
-        for byte in value.utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C {
-            plain = false
-            break
-        }
-        if plain {
-            text.append(value)
-        } else {
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": text.append("\\\"")
-                case "\\": text.append("\\\\")
-                case "\n": text.append("\\n")
-                case "\r": text.append("\\r")
-                case "\t": text.append("\\t")
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    text.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                default: text.unicodeScalars.append(scalar)
-                }
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [
+                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)],
+                ])
+            default: bytes.append(byte)
             }
         }
-        text.append("\"")
+        bytes.append(UInt8(ascii: "\""))
     }
 }

@@ -50,6 +50,8 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         case literal(String)
         case bind(SQLValue)
         case table(Table)
+        /// `(…), (…)` for a multi-row insert: one fragment for thousands of values, rendered straight into text.
+        case rows([[SQLValue]])
     }
 
     var fragments: [Fragment]
@@ -139,6 +141,23 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
                     Self.appendDecimal(binds.count, to: &text)
                 } else {
                     text.append(UInt8(ascii: "?"))
+                }
+            case .rows(let rows):
+                text.reserveCapacity(text.count + rows.count * (rows.first?.count ?? 0) * (dialect == .postgres ? 8 : 3))
+                binds.reserveCapacity(binds.count + rows.count * (rows.first?.count ?? 0))
+                for (index, row) in rows.enumerated() {
+                    text.append(contentsOf: index == 0 ? [UInt8(ascii: "(")] : [UInt8(ascii: ","), UInt8(ascii: " "), UInt8(ascii: "(")])
+                    for (position, value) in row.enumerated() {
+                        if position > 0 { text.append(UInt8(ascii: ",")) }
+                        binds.append(value)
+                        if dialect == .postgres {
+                            text.append(UInt8(ascii: "$"))
+                            Self.appendDecimal(binds.count, to: &text)
+                        } else {
+                            text.append(UInt8(ascii: "?"))
+                        }
+                    }
+                    text.append(UInt8(ascii: ")"))
                 }
             }
         }
@@ -237,17 +256,9 @@ extension SQL {
             var sql = SQL(stringLiteral: "INSERT INTO ")
             sql.fragments.append(.table(table))
             sql.fragments.append(.literal((alias.map { " AS \($0)" } ?? "") + " (" + columns.joined(separator: ", ") + ") VALUES "))
-            sql.fragments.reserveCapacity((end - start) * columns.count * 2 + 4)
-            for index in start..<end {
-                let row = rows[index]
-                precondition(row.count == columns.count, "a row has \(row.count) values for \(columns.count) columns")
-                sql.fragments.append(.literal(index == start ? "(" : ", ("))
-                for (position, value) in row.enumerated() {
-                    if position > 0 { sql.fragments.append(.literal(", ")) }
-                    sql.fragments.append(.bind(value))
-                }
-                sql.fragments.append(.literal(")"))
-            }
+            let slice = Array(rows[start..<end])
+            for row in slice { precondition(row.count == columns.count, "a row has \(row.count) values for \(columns.count) columns") }
+            sql.fragments.append(.rows(slice))
             sql.fragments.append(contentsOf: suffix.fragments)
             statements.append(sql)
             start = end

@@ -49,7 +49,8 @@ struct ExportBuilder: Sendable {
                     var seq = 0
                     for start in stride(from: 0, to: max(bytes.count, 1), by: Self.chunkSize) {
                         let part = Array(bytes[start..<min(bytes.count, start + Self.chunkSize)])
-                        try await exports.appendChunk(id, organizationId: record.organizationId, seq: seq, bytes: part, rows: rows, progress: 0.99, in: tx)
+                        try await exports.appendChunk(
+                            id, organizationId: record.organizationId, seq: seq, bytes: part, rows: rows, progress: 0.99, in: tx)
                         seq += 1
                     }
                 }
@@ -62,7 +63,9 @@ struct ExportBuilder: Sendable {
             let message = (error as? HeraldError)?.detail ?? "\(error)"
             logger.warning("export failed", metadata: ["export": "\(id.lowercased)", "attempt": "\(job.attempts)", "error": "\(error)"])
             try await database.transaction(scope) { tx in
-                if job.attempts >= Self.maxAttempts || error is HeraldError {
+                // A refused request is final; an unavailable store or ClickHouse (503) is worth another try.
+                let permanent = (error as? HeraldError).map { $0.status != 503 } ?? false
+                if job.attempts >= Self.maxAttempts || permanent {
                     try await exports.fail(id, error: message, at: Date(), in: tx)
                     try await jobs.complete(job, in: tx)
                 } else {
@@ -94,7 +97,8 @@ struct ExportBuilder: Sendable {
                 let bytes = writer.takeBytes()
                 let progress = total == 0 ? 0.99 : min(0.99, Double(rows) / Double(total))
                 try await database.transaction(scope) { tx in
-                    try await exports.appendChunk(record.id, organizationId: record.organizationId, seq: seq, bytes: bytes, rows: rows, progress: progress, in: tx)
+                    try await exports.appendChunk(
+                        record.id, organizationId: record.organizationId, seq: seq, bytes: bytes, rows: rows, progress: progress, in: tx)
                     try await jobs.extendLease(job, until: Date().addingTimeInterval(AnalyticsWorker.lease), in: tx)
                 }
                 seq += 1

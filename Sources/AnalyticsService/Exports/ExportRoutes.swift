@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HeraldCore
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -73,11 +74,13 @@ extension AnalyticsService {
     /// Queues an export: `{"report": "summary", "format": "pdf", "parameters": {"from": "2026-11-01", "to": "2026-11-30"}}`.
     /// Answers 202 with the job; poll its `links.self` until `status` is `succeeded`, then download the file.
     @Sendable func createExport(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
-        let grant = try await access.site(siteId, .analyticsRead, context: context)
+        let grant = try await access.site(from: context, .analyticsRead)
+        let siteId = grant.siteId
         var reader = try await BodyReader(request: request, context: context)
         let report = reader.string("report")
-        if report == nil, !reader.has("report") { reader.validator.add("report", "is required: one of \(Self.exportReports.joined(separator: ", "))") }
+        if report == nil, !reader.has("report") {
+            reader.validator.add("report", "is required: one of \(Self.exportReports.joined(separator: ", "))")
+        }
         if let report, !Self.exportReports.contains(report) {
             reader.validator.add("report", "must be one of \(Self.exportReports.joined(separator: ", "))")
         }
@@ -91,7 +94,13 @@ extension AnalyticsService {
 
         try await checkQueryBudget(siteId: siteId)
         let site = try await engine.site(siteId, organizationId: grant.organizationId)
-        let query = try ReportQuery.parse(parameters, today: site.today(), retention: options.retention)
+        let query: ReportQuery
+        do {
+            query = try ReportQuery.parse(parameters, today: site.today(), retention: options.retention)
+        } catch let error as HeraldError where !error.errors.isEmpty {
+            // Named as the body names them.
+            throw HeraldError.validation(error.errors.map { FieldError(field: "parameters.\($0.field)", message: $0.message) })
+        }
         if report == "events", query.toDay.daysSince(query.fromDay) >= Self.maxEventExportDays {
             throw HeraldError.validation(
                 field: "parameters.from", "raw events export at most \(Self.maxEventExportDays) days at a time; split the range")
@@ -112,6 +121,10 @@ extension AnalyticsService {
             }
             try await exports.insert(record, in: tx)
             try await jobs.enqueue(.export, subject: record.id.lowercased, organizationId: grant.organizationId, at: now, in: tx)
+            try await AuditTrail.record(
+                "export.created", target: "export", record.id, details: ["report": report, "format": format.rawValue], by: grant,
+                meta: RequestMeta(request: request, context: context), in: tx
+            )
         }
         worker.wake()
         let body = ExportBody(record)
@@ -121,8 +134,8 @@ extension AnalyticsService {
     }
 
     @Sendable func listExports(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<ExportBody>> {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
-        let grant = try await access.site(siteId, .analyticsRead, context: context)
+        let grant = try await access.site(from: context, .analyticsRead)
+        let siteId = grant.siteId
         let limit = try request.limit(default: 20, max: 100)
         var before: TimeCursor?
         if let cursor = request.uri.queryParameters.get("cursor") {
@@ -180,8 +193,8 @@ extension AnalyticsService {
     }
 
     func loadExport(_ context: HeraldRequestContext) async throws -> (SiteAccess, ExportRecord) {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
-        let grant = try await access.site(siteId, .analyticsRead, context: context)
+        let grant = try await access.site(from: context, .analyticsRead)
+        let siteId = grant.siteId
         let id = try context.uuidParameter("exportId", resource: "Export")
         guard let record = try await database.transaction(grant.scope, { try await exports.find(id, siteId: siteId, in: $0) }) else {
             throw HeraldError.notFound("Export \(id.lowercased)")

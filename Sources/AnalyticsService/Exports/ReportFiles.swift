@@ -46,7 +46,7 @@ enum ReportFile {
             // Series start times read as dates (or times of day for hourly series) in print.
             let rows = table.chart == nil ? table.rows : table.rows.map { row in [chartLabel(row.first ?? "")] + row.dropFirst() }
             if let column = table.chart, !rows.isEmpty {
-                let points = rows.map { row in PDFChart.Point(row.first ?? "", Double(column < row.count ? row[column] : "") ?? 0) }
+                let points = rows.map { row in PDFChart.Point(row.first ?? "", chartValue(column < row.count ? row[column] : "")) }
                 sections.append(.chart(PDFChart(style: .bar, points: points, valueAxisTitle: table.columns[column])))
             }
             if rows.isEmpty {
@@ -62,6 +62,11 @@ enum ReportFile {
         return PDFReport(title: report.title, subtitle: subtitle, sections: sections).render(pageSize: pdfPage, creationDate: generatedAt)
     }
 
+    /// A cell as a number to draw: `1,234`, `12.34%` (drawn as 12.34) or plain numbers; anything else is 0.
+    static func chartValue(_ cell: String) -> Double {
+        Double(cell.replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "%", with: "").trimmingCharacters(in: .whitespaces)) ?? 0
+    }
+
     /// Series labels are ISO date-times; a chart shows the date, or the time within a day for hourly series.
     static func chartLabel(_ text: String) -> String {
         guard text.count >= 16, text.dropFirst(4).first == "-" else { return text }
@@ -73,6 +78,7 @@ enum ReportFile {
     static func fileName(site: String, report: String, from: Int, to: Int, format: Format) -> String {
         let slug = site.lowercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" }
         let name = String(slug).split(separator: "-").joined(separator: "-").prefix(40)
-        return "\(name.isEmpty ? "site" : String(name))-\(report)-\(LocalTime.isoDate(dayKey: from))-to-\(LocalTime.isoDate(dayKey: to)).\(format.rawValue)"
+        return
+            "\(name.isEmpty ? "site" : String(name))-\(report)-\(LocalTime.isoDate(dayKey: from))-to-\(LocalTime.isoDate(dayKey: to)).\(format.rawValue)"
     }
 }

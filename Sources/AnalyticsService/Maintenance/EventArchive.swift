@@ -27,10 +27,14 @@ public struct EventArchive: Sendable {
         self.logger = logger
     }
 
-    /// `events/day=2026-09-01/org=<id>.ndjson.gz`: days first, so a range of days is one prefix listing.
-    static func key(day: Int, organizationId: UUID) -> String {
-        "events/day=\(LocalTime.isoDate(dayKey: day))/org=\(organizationId.lowercased).ndjson.gz"
+    /// `events/day=2026-09-01/org=<id>/part-<first seq>.ndjson.gz`: days first, so a range of days is one prefix
+    /// listing; a part is named by its first row, so writing it again after a crash replaces it rather than adding one.
+    static func key(day: Int, organizationId: UUID, firstSeq: Int64) -> String {
+        "events/day=\(LocalTime.isoDate(dayKey: day))/org=\(organizationId.lowercased)/part-\(firstSeq).ndjson.gz"
     }
+
+    /// Rows per archive file: bounds the memory an archive run takes (about 50 MB of text per part).
+    static let rowsPerPart = 100_000
 
     /// Archives and drops an organization's raw events of UTC days before `cutoffDay`; returns the rows moved.
     func archive(organizationId: UUID, before cutoffDay: Int, now: Date) async throws -> Int {
@@ -49,31 +53,42 @@ public struct EventArchive: Sendable {
                 )
                 break
             }
-            var text = ""
+            // Part by part: each stored file and the deletion of its rows commit together, so a row is always either
+            // in the table or in exactly one recorded file, whatever fails in between.
             var rows = 0
             var after: Int64 = 0
             while true {
-                let page = try await database.transaction(scope) { try await raw.page(organizationId: organizationId, millis: millis, after: after, limit: Self.pageSize, in: $0) }
-                for stored in page {
-                    text += stored.event.jsonLine(organizationId: organizationId)
-                    text += "\n"
+                var text = ""
+                var partRows = 0
+                var firstSeq: Int64?
+                var lastSeq: Int64 = after
+                while partRows < Self.rowsPerPart {
+                    let page = try await database.transaction(scope) {
+                        try await raw.page(
+                            organizationId: organizationId, millis: millis, after: lastSeq, limit: min(Self.pageSize, Self.rowsPerPart - partRows),
+                            in: $0)
+                    }
+                    for stored in page {
+                        text += stored.event.jsonLine(organizationId: organizationId)
+                        text += "\n"
+                    }
+                    firstSeq = firstSeq ?? page.first?.seq
+                    partRows += page.count
+                    lastSeq = page.last?.seq ?? lastSeq
+                    if page.isEmpty { break }
                 }
-                rows += page.count
-                after = page.last?.seq ?? after
-                if page.count < Self.pageSize { break }
-            }
-            let compressed = try Self.gzip(Array(text.utf8))
-            let key = Self.key(day: dayKey, organizationId: organizationId)
-            // A day archived before (rows that arrived late) keeps its earlier file next to the new one.
-            let existing = try await database.transaction(.system) {
-                try await retention.archives(days: dayKey...dayKey, organizationId: organizationId, in: $0)
-            }
-            let finalKey = existing.isEmpty ? key : key.replacingOccurrences(of: ".ndjson.gz", with: "-\(now.unixMilliseconds).ndjson.gz")
-            try await store.put(key: finalKey, bytes: compressed, contentType: "application/gzip")
-            try await database.transaction(scope) { tx in
-                try await retention.recordArchive(
-                    day: dayKey, organizationId: organizationId, location: finalKey, rows: rows, bytes: compressed.count, at: now, in: tx)
-                try await raw.delete(organizationId: organizationId, millis: millis, restored: false, in: tx)
+                guard let first = firstSeq else { break }
+                let compressed = try Self.gzip(Array(text.utf8))
+                let key = Self.key(day: dayKey, organizationId: organizationId, firstSeq: first)
+                try await store.put(key: key, bytes: compressed, contentType: "application/gzip")
+                let through = lastSeq
+                try await database.transaction(scope) { tx in
+                    try await retention.recordArchive(
+                        day: dayKey, organizationId: organizationId, location: key, rows: partRows, bytes: compressed.count, at: now, in: tx)
+                    try await raw.delete(organizationId: organizationId, millis: millis, restored: false, throughSeq: through, in: tx)
+                }
+                rows += partRows
+                after = lastSeq
             }
             logger.info(
                 "archived raw events",
@@ -144,7 +159,8 @@ public struct EventArchive: Sendable {
                 }
             }
             try await database.transaction(scope) { tx in
-                try await retention.markRestored(day: archive.day, organizationId: archive.organizationId, rows: events.count, at: now, in: tx)
+                try await retention.markRestored(
+                    day: archive.day, organizationId: archive.organizationId, location: archive.location, rows: events.count, at: now, in: tx)
             }
             results.append(RestoredDay(day: day, organizationId: archive.organizationId, outcome: "restored", rows: events.count))
         }

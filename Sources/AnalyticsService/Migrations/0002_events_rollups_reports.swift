@@ -230,7 +230,7 @@ extension AnalyticsMigrations {
                     Column("bytes", .integer), Column("archived_at", .timestamp), Column("restored_at", .timestamp, nullable: true),
                     Column("restored_rows", .integer, default: .integer(0)),
                 ],
-                primaryKey: ["day", "organization_id"], tenantIsolated: false
+                primaryKey: ["day", "organization_id", "location"], tenantIsolated: false
             ),
             // The organizations Analytics holds data for, so maintenance can visit each tenant's rows.
             .createTable(

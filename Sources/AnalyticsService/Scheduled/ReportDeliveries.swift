@@ -80,6 +80,11 @@ struct ReportDeliveries: Sendable {
             delivery.status = "retrying"
             delivery.error = error.message
             delivery.nextAttemptAt = Date().addingTimeInterval(delay)
+        } catch let error as HeraldError where error.status == 503 && delivery.attempts <= retryDelays.count {
+            // The report could not be made right now (ClickHouse or the store unavailable): try again later.
+            delivery.status = "retrying"
+            delivery.error = error.detail
+            delivery.nextAttemptAt = Date().addingTimeInterval(retryDelays[delivery.attempts - 1])
         } catch let error as MailError {
             delivery.status = "failed"
             delivery.error = error.message
@@ -109,7 +114,8 @@ struct ReportDeliveries: Sendable {
             }
         }
         if delivery.status == "failed" {
-            logger.warning("a scheduled report was not sent", metadata: ["delivery": "\(delivery.id.lowercased)", "error": "\(delivery.error ?? "")"])
+            logger.warning(
+                "a scheduled report was not sent", metadata: ["delivery": "\(delivery.id.lowercased)", "error": "\(delivery.error ?? "")"])
         }
     }
 

@@ -57,12 +57,19 @@ struct ReportSchedule: Sendable, Equatable {
 }
 
 extension SiteClock {
-    /// The Unix second of a local day's hour (`days` since 1970). In the hour a clock skips it is the hour after.
+    /// The Unix second of a local day's hour (`days` since 1970). An hour a clock change skips is taken as the hour
+    /// after it (02:30 on a spring-forward day is 03:30); an hour that happens twice is its first occurrence.
     func instant(days: Int, hour: Int) -> Int64 {
-        let naive = Int64(days) * 86_400 + Int64(hour) * 3600
-        var offset = Int64(self.offset(atMillis: naive * 1000))
-        let corrected = Int64(self.offset(atMillis: (naive - offset) * 1000))
-        if corrected != offset { offset = corrected }
-        return naive - offset
+        let local = Int64(days) * 86_400 + Int64(hour) * 3600
+        // The offsets in force a day before and a day after: at most one change lies between them.
+        let before = local - Int64(offset(atMillis: (local - 86_400) * 1000))
+        let after = local - Int64(offset(atMillis: (local + 86_400) * 1000))
+        func reads(_ instant: Int64) -> Bool { instant + Int64(offset(atMillis: instant * 1000)) == local }
+        switch (reads(before), reads(after)) {
+        case (true, true): return min(before, after)
+        case (true, false): return before
+        case (false, true): return after
+        case (false, false): return max(before, after)
+        }
     }
 }

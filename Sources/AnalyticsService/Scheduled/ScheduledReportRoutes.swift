@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -104,8 +105,8 @@ extension AnalyticsService {
     }
 
     @Sendable func createScheduledReport(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
-        let grant = try await access.site(siteId, .contentWrite, context: context)
+        let grant = try await access.site(from: context, .contentWrite)
+        let siteId = grant.siteId
         let site = try await engine.site(siteId, organizationId: grant.organizationId)
         var reader = try await BodyReader(request: request, context: context)
         let now = Date()
@@ -129,6 +130,10 @@ extension AnalyticsService {
             if record.enabled {
                 try await jobs.enqueue(.schedule, subject: record.id.lowercased, organizationId: grant.organizationId, at: record.nextRunAt, in: tx)
             }
+            try await AuditTrail.record(
+                "scheduled_report.created", target: "scheduled_report", record.id, details: Self.auditDetails(record), by: grant,
+                meta: RequestMeta(request: request, context: context), in: tx
+            )
         }
         worker.wake()
         var response = try JSONResponse(ScheduledReportBody(record, timezone: site.timezone), status: .created)
@@ -138,8 +143,8 @@ extension AnalyticsService {
     }
 
     @Sendable func listScheduledReports(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<ScheduledReportBody>> {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
-        let grant = try await access.site(siteId, .analyticsRead, context: context)
+        let grant = try await access.site(from: context, .analyticsRead)
+        let siteId = grant.siteId
         let site = try await engine.site(siteId, organizationId: grant.organizationId)
         let records = try await database.transaction(grant.scope) { try await scheduledReports.list(siteId: siteId, in: $0) }
         return JSONResponse(Page(items: records.map { ScheduledReportBody($0, timezone: site.timezone) }))
@@ -169,6 +174,12 @@ extension AnalyticsService {
             } else {
                 try await jobs.remove(.schedule, subject: record.id.lowercased, in: tx)
             }
+            var details = Self.auditDetails(record)
+            details["fields"] = reader.object.keys.sorted().joined(separator: ",")
+            try await AuditTrail.record(
+                "scheduled_report.updated", target: "scheduled_report", record.id, details: details, by: grant,
+                meta: RequestMeta(request: request, context: context), in: tx
+            )
         }
         worker.wake()
         return JSONResponse(ScheduledReportBody(record, timezone: site.timezone))
@@ -179,14 +190,28 @@ extension AnalyticsService {
         try await database.transaction(grant.scope) { tx in
             try await scheduledReports.delete(record.id, in: tx)
             try await jobs.remove(.schedule, subject: record.id.lowercased, in: tx)
+            try await AuditTrail.record(
+                "scheduled_report.deleted", target: "scheduled_report", record.id, details: Self.auditDetails(record), by: grant,
+                meta: RequestMeta(request: request, context: context), in: tx
+            )
         }
         return Response(status: .noContent)
+    }
+
+    /// What the audit log says about a scheduled report: never its recipients' addresses.
+    static func auditDetails(_ record: ScheduledReportRecord) -> [String: String] {
+        [
+            "name": record.name, "report": record.report, "format": record.format, "frequency": record.schedule.frequency.rawValue,
+            "recipients": String(record.recipients.count), "enabled": String(record.enabled),
+        ]
     }
 
     @Sendable func listReportDeliveries(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<ReportDeliveryBody>> {
         let (grant, _, record) = try await loadScheduledReport(context, .analyticsRead)
         let limit = try request.limit(default: 20, max: 100)
-        let deliveries = try await database.transaction(grant.scope) { try await scheduledReports.deliveries(reportId: record.id, limit: limit, in: $0) }
+        let deliveries = try await database.transaction(grant.scope) {
+            try await scheduledReports.deliveries(reportId: record.id, limit: limit, in: $0)
+        }
         return JSONResponse(Page(items: deliveries.map(ReportDeliveryBody.init)))
     }
 
@@ -212,8 +237,8 @@ extension AnalyticsService {
     func loadScheduledReport(
         _ context: HeraldRequestContext, _ permission: Permission
     ) async throws -> (SiteAccess, ReportSite, ScheduledReportRecord) {
-        let siteId = try context.uuidParameter("siteId", resource: "Site")
-        let grant = try await access.site(siteId, permission, context: context)
+        let grant = try await access.site(from: context, permission)
+        let siteId = grant.siteId
         let id = try context.uuidParameter("reportId", resource: "Scheduled report")
         guard let record = try await database.transaction(grant.scope, { try await scheduledReports.find(id, siteId: siteId, in: $0) }) else {
             throw HeraldError.notFound("Scheduled report \(id.lowercased)")
@@ -290,7 +315,11 @@ extension AnalyticsService {
             }
         }
         if reader.has("enabled") {
-            if let enabled = reader.decode("enabled", as: Bool.self) { record.enabled = enabled } else { reader.validator.add("enabled", "must be true or false") }
+            if let enabled = reader.decode("enabled", as: Bool.self) {
+                record.enabled = enabled
+            } else {
+                reader.validator.add("enabled", "must be true or false")
+            }
         }
     }
 }

@@ -85,12 +85,14 @@ struct RawEventStore: Sendable {
         )?.get("at")
     }
 
-    /// Deletes an organization's events in `millis` (after they were archived).
-    func delete(organizationId: UUID, millis: Range<Int64>, restored: Bool, in tx: any SQLExecutor) async throws {
+    /// Deletes an organization's events in `millis` up to sequence number `throughSeq` (after they were archived).
+    func delete(
+        organizationId: UUID, millis: Range<Int64>, restored: Bool, throughSeq: Int64 = .max, in tx: any SQLExecutor
+    ) async throws {
         try await tx.execute(
             """
             DELETE FROM \(T.events) WHERE organization_id = \(organizationId) AND at_ms >= \(millis.lowerBound) AND at_ms < \(millis.upperBound)
-            AND restored = \(restored ? 1 : 0)
+            AND restored = \(restored ? 1 : 0) AND seq <= \(throughSeq)
             """
         )
     }

@@ -23,13 +23,15 @@ struct RetentionStore: Sendable {
 
     // MARK: Archives
 
+    /// Records one stored archive file and, in the same transaction, the caller deletes the rows it holds: each raw
+    /// event is then in the table or in exactly one recorded file.
     func recordArchive(day: Int, organizationId: UUID, location: String, rows: Int, bytes: Int, at now: Date, in tx: any SQLExecutor) async throws {
         try await tx.execute(
             """
             INSERT INTO \(T.archives) (day, organization_id, location, rows, bytes, archived_at, restored_at, restored_rows)
             VALUES (\(day), \(organizationId), \(location), \(rows), \(bytes), \(now), NULL, 0)
-            ON CONFLICT (day, organization_id) DO UPDATE SET location = excluded.location, rows = \(T.archives).rows + excluded.rows,
-                bytes = excluded.bytes, archived_at = excluded.archived_at
+            ON CONFLICT (day, organization_id, location) DO UPDATE SET rows = excluded.rows, bytes = excluded.bytes,
+                archived_at = excluded.archived_at
             """
         )
     }
@@ -48,14 +50,14 @@ struct RetentionStore: Sendable {
             rows = try await tx.query(
                 """
                 SELECT day, organization_id, location, rows, restored_at FROM \(T.archives)
-                WHERE day BETWEEN \(days.lowerBound) AND \(days.upperBound) AND organization_id = \(organizationId) ORDER BY day
+                WHERE day BETWEEN \(days.lowerBound) AND \(days.upperBound) AND organization_id = \(organizationId) ORDER BY day, location
                 """
             )
         } else {
             rows = try await tx.query(
                 """
                 SELECT day, organization_id, location, rows, restored_at FROM \(T.archives)
-                WHERE day BETWEEN \(days.lowerBound) AND \(days.upperBound) ORDER BY day, organization_id
+                WHERE day BETWEEN \(days.lowerBound) AND \(days.upperBound) ORDER BY day, organization_id, location
                 """
             )
         }
@@ -67,15 +69,18 @@ struct RetentionStore: Sendable {
         }
     }
 
-    func markRestored(day: Int, organizationId: UUID, rows: Int, at now: Date, in tx: any SQLExecutor) async throws {
+    func markRestored(day: Int, organizationId: UUID, location: String, rows: Int, at now: Date, in tx: any SQLExecutor) async throws {
         try await tx.execute(
-            "UPDATE \(T.archives) SET restored_at = \(now), restored_rows = \(rows) WHERE day = \(day) AND organization_id = \(organizationId)"
+            """
+            UPDATE \(T.archives) SET restored_at = \(now), restored_rows = \(rows)
+            WHERE day = \(day) AND organization_id = \(organizationId) AND location = \(location)
+            """
         )
     }
 
     /// Restored days whose restoration is older than `before`: their rows go again (the archive stays).
     func expiredRestorations(before: Date, in tx: any SQLExecutor) async throws -> [(day: Int, organizationId: UUID)] {
-        try await tx.query("SELECT day, organization_id FROM \(T.archives) WHERE restored_at < \(before)").map {
+        try await tx.query("SELECT DISTINCT day, organization_id FROM \(T.archives) WHERE restored_at < \(before)").map {
             (try $0.get("day"), try $0.get("organization_id"))
         }
     }

@@ -159,7 +159,8 @@ struct ScheduledReportStore: Sendable {
         ReportDeliveryRecord(
             id: try row.get("id"), reportId: try row.get("report_id"), siteId: try row.get("site_id"),
             organizationId: try row.get("organization_id"), scheduledFor: try row.get("scheduled_for"), periodFrom: try row.get("period_from"),
-            periodTo: try row.get("period_to"), trigger: try row.get("triggered_by"), attempts: try row.get("attempts"), status: try row.get("status"),
+            periodTo: try row.get("period_to"), trigger: try row.get("triggered_by"), attempts: try row.get("attempts"),
+            status: try row.get("status"),
             error: try row.get("error"), recipients: try row.get("recipients"), messageId: try row.get("message_id"),
             nextAttemptAt: try row.get("next_attempt_at"), createdAt: try row.get("created_at"), updatedAt: try row.get("updated_at"),
             sentAt: try row.get("sent_at")
