@@ -23,6 +23,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# --- static checks (seconds; before anything is installed or built) ---------------------------------
+log "checking that SQL lives only in stores, migrations and the storage and events libraries"
+python3 scripts/check-sql-placement.py --self-test
+python3 scripts/check-sql-placement.py
+log "checking that every module imports only what Package.swift declares"
+python3 scripts/check-module-dependencies.py
+if command -v swift-format >/dev/null 2>&1; then
+  log "checking the code's format against .swift-format"
+  swift-format lint --strict --configuration .swift-format --recursive Sources Tests
+fi
+
 # --- dependencies -------------------------------------------------------------------------------
 need_apt=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
@@ -57,7 +68,7 @@ PGDATA_DIR="$WORK/pg"
 mkdir -p "$PGDATA_DIR" && { [ "$(id -u)" = 0 ] && chown postgres "$PGDATA_DIR" || true; }
 as_postgres "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 >/dev/null
 as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
-  -o "-p $PGPORT -h 127.0.0.1 -k $PGDATA_DIR -c fsync=off -c max_connections=300" start >/dev/null
+  -o "-p $PGPORT -h 127.0.0.1 -k $PGDATA_DIR -c fsync=off -c max_connections=500" start >/dev/null
 psql_admin() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 # Herald's role owns its database but is not a superuser, so row-level security binds it.
 psql_admin -c "CREATE ROLE herald LOGIN PASSWORD 'herald' NOSUPERUSER NOBYPASSRLS CREATEDB"

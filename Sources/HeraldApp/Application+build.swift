@@ -17,6 +17,44 @@ import UsersService
 /// Builds the Herald application for a configuration: opens the store, loads keys, composes the selected
 /// services behind one router with the shared middleware, and registers the background services.
 public func buildApplication(_ config: HeraldConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    let composition = try await compose(config, logger: logger)
+    var app = Application(
+        router: composition.router,
+        configuration: ApplicationConfiguration(address: .hostname(config.host, port: config.port), serverName: nil),
+        services: composition.services,
+        onServerRunning: { channel in
+            logger.info(
+                "Herald is listening",
+                metadata: [
+                    "address": "\(channel.localAddress?.description ?? "?")",
+                    "services": "\(config.services.sorted().map(\.rawValue).joined(separator: ","))",
+                ]
+            )
+        },
+        logger: logger
+    )
+    let migrator = composition.migrator
+    let started = composition.started
+    app.beforeServerStarts {
+        if config.migrateOnStart {
+            try await migrator.migrate(HeraldRuntime.migrationSets)
+        }
+        started.open()
+    }
+    return app
+}
+
+/// What the application runs: the router with every selected module's routes, and the services beside it.
+struct Composition {
+    var router: Router<HeraldRequestContext>
+    var services: [any Service]
+    var migrator: Migrator
+    /// Opened once migrations ran; consumers wait for it.
+    var started: ReadyGate
+}
+
+/// Opens the store, loads keys and composes the selected modules (without starting anything).
+func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Composition {
     // The data directory holds the embedded store and, unless keys come from the environment, the key file.
     let keysFromEnvironment = KeyRing.environmentVariables.allSatisfy { config.environment[$0] != nil }
     if config.databaseURL == nil || !keysFromEnvironment { try HeraldRuntime.prepareDataDirectory(config.dataDirectory) }
@@ -28,7 +66,7 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
     if let urlText = config.databaseURL {
         let url = try PostgresURL(parsing: urlText)
         try await PostgresDatabase.probe(url, logger: logger)
-        let postgres = PostgresDatabase(url: url, logger: logger)
+        let postgres = PostgresDatabase(url: url, maximumConnections: config.databasePoolSize, logger: logger)
         services.append(postgres)
         database = postgres
         logger.info("store: PostgreSQL", metadata: ["url": "\(url.redacted)"])
@@ -77,28 +115,7 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
     services += consumers.map { bus.consumerService(for: $0) }
     services += bus.maintenanceServices()
 
-    var app = Application(
-        router: router,
-        configuration: ApplicationConfiguration(address: .hostname(config.host, port: config.port), serverName: nil),
-        services: services,
-        onServerRunning: { channel in
-            logger.info(
-                "Herald is listening",
-                metadata: [
-                    "address": "\(channel.localAddress?.description ?? "?")",
-                    "services": "\(config.services.sorted().map(\.rawValue).joined(separator: ","))",
-                ]
-            )
-        },
-        logger: logger
-    )
-    app.beforeServerStarts {
-        if config.migrateOnStart {
-            try await migrator.migrate(HeraldRuntime.migrationSets)
-        }
-        started.open()
-    }
-    return app
+    return Composition(router: router, services: services, migrator: migrator, started: started)
 }
 
 /// Closes the embedded store when the application stops.

@@ -48,6 +48,8 @@ public struct HeraldConfiguration: Sendable {
     public var dataDirectory = "./herald-data"
     /// nil: the embedded SQLite store in the data directory.
     public var databaseURL: String?
+    /// Connections this process may open to PostgreSQL (HERALD_DATABASE_POOL_SIZE).
+    public var databasePoolSize = PostgresDatabase.defaultMaximumConnections
     public var services = Set(ServiceName.allCases)
     public var migrateOnStart = true
     /// The URL browsers use to reach Herald (embed snippets, links). Defaults to http://host:port.
@@ -86,6 +88,12 @@ public struct HeraldConfiguration: Sendable {
         if let port = environment["HERALD_PORT"], !port.isEmpty { config.port = try parsePort(port) }
         if let dir = environment["HERALD_DATA_DIR"], !dir.isEmpty { config.dataDirectory = dir }
         if let url = environment["HERALD_DATABASE_URL"], !url.isEmpty { config.databaseURL = url }
+        if let size = environment["HERALD_DATABASE_POOL_SIZE"], !size.isEmpty {
+            guard let value = Int(size), (1...500).contains(value) else {
+                throw ConfigurationError("HERALD_DATABASE_POOL_SIZE must be a number of connections from 1 to 500 (default 20)")
+            }
+            config.databasePoolSize = value
+        }
         if let services = environment["HERALD_SERVICES"], !services.isEmpty { config.services = try ServiceName.parseList(services) }
         if let url = environment["HERALD_PUBLIC_URL"], !url.isEmpty { config.publicURL = try parsePublicURL(url) }
         if let proxies = environment["HERALD_TRUSTED_PROXIES"], !proxies.isEmpty {

@@ -45,7 +45,7 @@ public enum HeraldRuntime {
         if let urlText = config.databaseURL {
             let url = try PostgresURL(parsing: urlText)
             try await PostgresDatabase.probe(url, logger: logger)
-            let database = PostgresDatabase(url: url, logger: logger)
+            let database = PostgresDatabase(url: url, maximumConnections: config.databasePoolSize, logger: logger)
             return try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await database.run() }
                 defer { group.cancelAll() }

@@ -54,6 +54,30 @@ public struct AccessControl: Sendable {
         self.directory = directory
     }
 
+    /// The caller's access to the organization named by a path parameter (`organizations/:orgId/…`). An id that
+    /// is not a UUID names an organization that cannot exist: 404.
+    public func organization(
+        from context: HeraldRequestContext, parameter: String = "orgId", _ permission: Permission
+    ) async throws -> OrganizationAccess {
+        try await organization(try context.uuidParameter(parameter, resource: "Organization"), permission, context: context)
+    }
+
+    /// The caller's access to the site named by a path parameter (`sites/:siteId/…`), for a member's token or the
+    /// site's own secret key. An id that is not a UUID names a site that cannot exist: 404.
+    public func site(from context: HeraldRequestContext, parameter: String = "siteId", _ permission: Permission) async throws -> SiteAccess {
+        try await site(try context.uuidParameter(parameter, resource: "Site"), permission, context: context)
+    }
+
+    /// The site whose secret key authenticated the call, for routes that only a site key may use (Zapier's REST
+    /// hooks): the key names the site, so the path does not. A user's token is refused with 401.
+    public func siteOfKey(from context: HeraldRequestContext, _ permission: Permission) async throws -> SiteAccess {
+        if let failure = context.authenticationFailure { throw failure }
+        guard case .siteKey(let siteId, _) = context.principal else {
+            throw HeraldError.unauthorized("This endpoint needs the site's secret key: 'Authorization: Bearer sk_…'.")
+        }
+        return try await site(siteId, permission, context: context)
+    }
+
     public func organization(
         _ organizationId: UUID, _ permission: Permission, context: HeraldRequestContext
     ) async throws

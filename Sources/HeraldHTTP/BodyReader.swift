@@ -21,6 +21,11 @@ public struct BodyReader: Sendable {
         self.object = object
     }
 
+    /// The whole body decoded as `T`, for requests read as one value; a field of the wrong type is a 422 naming it.
+    public func decode<T: Decodable>(as type: T.Type) throws -> T {
+        try JSONBody.decode(T.self, from: try JSONEncoder().encode(JSONValue.object(object)))
+    }
+
     public func has(_ key: String) -> Bool { object[key] != nil }
 
     public func isNull(_ key: String) -> Bool { object[key] == .null }

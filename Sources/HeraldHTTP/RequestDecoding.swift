@@ -6,9 +6,10 @@ import NIOCore
 import NIOFoundationCompat
 
 extension Request {
-    /// Decodes a JSON body, turning every way it can be wrong into a problem a person can act on:
-    /// 413 when too large, 415 for another media type, 400 for malformed JSON, 422 naming the field for wrong types.
-    public func decodeJSON<T: Decodable>(as type: T.Type, context: HeraldRequestContext) async throws -> T {
+    /// Decodes a JSON body, turning every way it can be wrong into a problem a person can act on: 413 when too
+    /// large, 415 for another media type, 400 for malformed JSON, 422 naming the field for wrong types. Handlers
+    /// read bodies through ``BodyReader``, which calls this.
+    func decodeJSON<T: Decodable>(as type: T.Type, context: HeraldRequestContext) async throws -> T {
         if let contentType = headers[.contentType], !contentType.isEmpty {
             let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             guard mediaType == "application/json" || mediaType.hasSuffix("+json") else {

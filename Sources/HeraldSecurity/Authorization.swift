@@ -60,7 +60,9 @@ public enum Permission: String, Sendable, CaseIterable {
     case analyticsRead
     case billingRead
     case billingManage
+    /// Subscribe and remove Zapier REST hooks: what a Zap does with the site's secret key.
+    case zapierHooksManage
 
     /// What a site's secret API key may do, on its own site only.
-    public static let siteKeyPermissions: Set<Permission> = [.activitiesWrite, .contentRead]
+    public static let siteKeyPermissions: Set<Permission> = [.activitiesWrite, .contentRead, .zapierHooksManage]
 }

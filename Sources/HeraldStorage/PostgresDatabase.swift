@@ -54,7 +54,7 @@ public struct PostgresURL: Sendable, Equatable {
         self.tls = tls
     }
 
-    var clientConfiguration: PostgresClient.Configuration {
+    func clientConfiguration(maximumConnections: Int) -> PostgresClient.Configuration {
         let tlsConfiguration: PostgresClient.Configuration.TLS
         switch tls {
         case .disable:
@@ -70,7 +70,7 @@ public struct PostgresURL: Sendable, Equatable {
         case .verifyFull:
             tlsConfiguration = .require(.makeClientConfiguration())
         }
-        let configuration = PostgresClient.Configuration(
+        var configuration = PostgresClient.Configuration(
             host: host,
             port: port,
             username: username,
@@ -78,6 +78,8 @@ public struct PostgresURL: Sendable, Equatable {
             database: database,
             tls: tlsConfiguration
         )
+        configuration.options.maximumConnections = maximumConnections
+        configuration.options.minimumConnections = min(configuration.options.minimumConnections, maximumConnections)
         return configuration
     }
 
@@ -92,10 +94,15 @@ public final class PostgresDatabase: Database, Service {
     public let url: PostgresURL
     private let logger: Logger
 
-    public init(url: PostgresURL, logger: Logger) {
+    /// The pool's size when the operator says nothing (HERALD_DATABASE_POOL_SIZE).
+    public static let defaultMaximumConnections = 20
+
+    /// - Parameter maximumConnections: the pool's upper bound; every process of every service opens its own pool,
+    ///   so their sum must stay under the server's `max_connections`.
+    public init(url: PostgresURL, maximumConnections: Int = PostgresDatabase.defaultMaximumConnections, logger: Logger) {
         self.url = url
         self.logger = logger
-        self.client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
+        self.client = PostgresClient(configuration: url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
     }
 
     /// Opens one connection to check that the server is reachable and accepts the credentials,

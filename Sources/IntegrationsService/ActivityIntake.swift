@@ -26,14 +26,14 @@ extension IntegrationsService {
     /// Records a real event from the site's server (secret key) or a member, and publishes `activity.captured`.
     /// With an `Idempotency-Key`, a retried request returns the first answer and records nothing twice.
     @Sendable func captureActivity(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        try await capture(request, context: context, siteId: try context.uuidParameter("siteId", resource: "Site"), source: "api")
+        try await capture(request, context: context, grant: try await access.site(from: context, .activitiesWrite), source: "api")
     }
 
-    /// Records an activity sent by an API client or a Zap.
-    func capture(_ request: Request, context: HeraldRequestContext, siteId: UUID, source: String) async throws -> Response {
-        let grant = try await access.site(siteId, .activitiesWrite, context: context)
+    /// Records an activity sent by an API client or a Zap, once the caller may record activities on the site.
+    func capture(_ request: Request, context: HeraldRequestContext, grant: SiteAccess, source: String) async throws -> Response {
+        let siteId = grant.siteId
         let idempotencyKey = try Self.idempotencyKey(request)
-        let body = try await request.decodeJSON(as: ActivityRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: ActivityRequest.self)
         let now = Date()
         let activityId = UUID.v7(at: now)
         let provenance = Provenance(
@@ -51,15 +51,13 @@ extension IntegrationsService {
         let encoded = String(decoding: try JSONEncoder.herald.encode(answer), as: UTF8.self)
         let stored: (status: Int, body: String)? = try await database.transaction(grant.scope) { tx in
             if let key = idempotencyKey {
-                let inserted = try await tx.query(
-                    """
-                    INSERT INTO \(IntegrationTables.idempotencyKeys) (site_id, key, organization_id, request_hash, status, response, created_at)
-                    VALUES (\(siteId), \(key), \(grant.organizationId), \(requestHash), 202, \(encoded), \(now))
-                    ON CONFLICT (site_id, key) DO NOTHING RETURNING key
-                    """
+                let inserted = try await IdempotencyStore().insert(
+                    key: key, siteId: siteId, organizationId: grant.organizationId, requestHash: requestHash, status: 202, response: encoded,
+                    now: now,
+                    in: tx
                 )
                 // A concurrent request with the same key won: answer as it did.
-                if inserted.isEmpty { return try await Self.storedAnswer(key, siteId: siteId, hash: requestHash, in: tx) }
+                if !inserted { return try await Self.storedAnswer(key, siteId: siteId, hash: requestHash, in: tx) }
             }
             try await Outbox.append(event, organizationId: grant.organizationId, siteId: siteId, in: tx)
             return nil
@@ -93,21 +91,17 @@ extension IntegrationsService {
 
     static func storedAnswer(_ key: String, siteId: UUID, hash: String, in tx: any SQLExecutor) async throws -> (status: Int, body: String)? {
         guard
-            let row = try await tx.queryFirst(
-                """
-                SELECT request_hash, status, response FROM \(IntegrationTables.idempotencyKeys)
-                WHERE site_id = \(siteId) AND key = \(key) AND created_at > \(Date().addingTimeInterval(-idempotencyLifetime))
-                """
+            let answer = try await IdempotencyStore().find(
+                key: key, siteId: siteId, since: Date().addingTimeInterval(-idempotencyLifetime), in: tx
             )
         else { return nil }
-        let storedHash: String = try row.get("request_hash")
-        guard storedHash == hash else {
+        guard answer.requestHash == hash else {
             throw HeraldError(
                 status: 422, slug: "idempotency-key-reused", title: "Idempotency key reused",
                 detail: "This Idempotency-Key was already used with a different request. Use a new key for a new activity."
             )
         }
-        return (try row.get("status"), try row.get("response"))
+        return (answer.status, answer.body)
     }
 
     static func response(status: Int, body: String, replayed: Bool) -> Response {

@@ -10,20 +10,6 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 
-/// An import of recent orders, as the owner follows it.
-struct ImportJob: Sendable, Encodable {
-    var id: UUID
-    var integrationId: UUID
-    /// `running`, `completed` or `failed`.
-    var status: String
-    var requested: Int
-    var imported: Int
-    var skipped: Int
-    var error: String?
-    var startedAt: Date
-    var finishedAt: Date?
-}
-
 /// Fetches recent orders from a store and records each as an activity (once: orders that already arrived by
 /// webhook are skipped). Shopify is read through the GraphQL Admin API within its cost-based throttle,
 /// WooCommerce through its REST API with the consumer key and secret.
@@ -33,9 +19,9 @@ struct OrderImporter: Sendable {
     let client: ThirdPartyClient
     let cipher: FieldCipher
     let integrations: IntegrationStore
+    let imports = ImportStore()
     let shopifyAdminOrigin: String?
     let logger: Logger
-    typealias T = IntegrationTables
 
     func start(_ integration: Integration, count: Int) async throws -> ImportJob {
         let job = ImportJob(
@@ -43,26 +29,11 @@ struct OrderImporter: Sendable {
             startedAt: Date(), finishedAt: nil
         )
         try await database.transaction(.organization(integration.organizationId)) { tx in
-            try await tx.execute(
-                """
-                INSERT INTO \(T.imports) (id, integration_id, site_id, organization_id, status, requested, started_at)
-                VALUES (\(job.id), \(integration.id), \(integration.siteId), \(integration.organizationId), 'running', \(count), \(job.startedAt))
-                """
-            )
+            try await imports.insert(job, siteId: integration.siteId, organizationId: integration.organizationId, in: tx)
         }
         // The import runs after the request; its progress is in the job.
         Task { await run(job, integration) }
         return job
-    }
-
-    func find(_ id: UUID, integrationId: UUID, in tx: any SQLExecutor) async throws -> ImportJob? {
-        try await tx.queryFirst("SELECT * FROM \(T.imports) WHERE id = \(id) AND integration_id = \(integrationId)").map { row in
-            ImportJob(
-                id: try row.get("id"), integrationId: try row.get("integration_id"), status: try row.get("status"),
-                requested: try row.get("requested"), imported: try row.get("imported"), skipped: try row.get("skipped"),
-                error: try row.get("error"), startedAt: try row.get("started_at"), finishedAt: try row.get("finished_at")
-            )
-        }
     }
 
     private func run(_ job: ImportJob, _ integration: Integration) async {
@@ -94,23 +65,11 @@ struct OrderImporter: Sendable {
     }
 
     private func progress(_ job: ImportJob, imported: Int, skipped: Int, status: String, error: String?) async throws {
-        try await database.transaction(.organization(try await organization(of: job))) { tx in
-            try await tx.execute(
-                """
-                UPDATE \(T.imports) SET status = \(status), imported = \(imported), skipped = \(skipped), error = \(error),
-                    finished_at = \(status == "running" ? nil : Date())
-                WHERE id = \(job.id)
-                """
-            )
+        let organizationId = try await database.transaction(.system) { try await integrations.organization(of: job.integrationId, in: $0) }
+        guard let organizationId else { throw StorageError.other("the integration of import \(job.id) is gone") }
+        try await database.transaction(.organization(organizationId)) { tx in
+            try await imports.progress(job.id, imported: imported, skipped: skipped, status: status, error: error, in: tx)
         }
-    }
-
-    private func organization(of job: ImportJob) async throws -> UUID {
-        guard let row = try await database.query("SELECT organization_id FROM \(T.hookRoutes) WHERE integration_id = \(job.integrationId)").first
-        else {
-            throw StorageError.other("the integration of import \(job.id) is gone")
-        }
-        return try row.get("organization_id")
     }
 
     func saveHealth(_ integration: Integration) async throws {

@@ -3,6 +3,7 @@ import HeraldContracts
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -53,23 +54,20 @@ struct IntegrationBody: Encodable, Sendable {
 
 extension IntegrationsService {
     func addIntegrationRoutes(to router: some RouterMethods<HeraldRequestContext>) {
-        router.get("sites/:siteId/integrations", use: listIntegrations)
-        router.post("sites/:siteId/integrations", use: createIntegration)
-        router.get("sites/:siteId/integrations/:integrationId", use: getIntegration)
-        router.put("sites/:siteId/integrations/:integrationId", use: updateIntegration)
-        router.patch("sites/:siteId/integrations/:integrationId", use: updateIntegration)
-        router.delete("sites/:siteId/integrations/:integrationId", use: deleteIntegration)
-        router.get("sites/:siteId/integrations/:integrationId/deliveries", use: listDeliveries)
-        router.post("sites/:siteId/integrations/:integrationId/imports", use: startImport)
-        router.get("sites/:siteId/integrations/:integrationId/imports/:importId", use: getImport)
-        router.post("sites/:siteId/integrations/:integrationId/shopify/authorize", use: authorizeShopify)
+        let site = router.group("sites/:siteId/integrations")
+        site.get(use: listIntegrations)
+        site.post(use: createIntegration)
+        site.get(":integrationId", use: getIntegration)
+        site.put(":integrationId", use: updateIntegration)
+        site.patch(":integrationId", use: updateIntegration)
+        site.delete(":integrationId", use: deleteIntegration)
+        site.get(":integrationId/deliveries", use: listDeliveries)
+        site.post(":integrationId/imports", use: startImport)
+        site.get(":integrationId/imports/:importId", use: getImport)
+        site.post(":integrationId/shopify/authorize", use: authorizeShopify)
         router.get("integrations/shopify/install", use: shopifyInstall)
         router.get("integrations/shopify/callback", use: shopifyCallback)
         router.post("hooks/:token", use: receiveHook)
-    }
-
-    func siteAccess(_ context: HeraldRequestContext, _ permission: Permission) async throws -> SiteAccess {
-        try await access.site(try context.uuidParameter("siteId", resource: "Site"), permission, context: context)
     }
 
     func loadIntegration(_ grant: SiteAccess, _ context: HeraldRequestContext, in tx: any SQLExecutor) async throws -> Integration {
@@ -85,19 +83,19 @@ extension IntegrationsService {
     }
 
     @Sendable func listIntegrations(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<IntegrationBody>> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let list = try await database.transaction(grant.scope) { try await integrations.list(siteId: grant.siteId, in: $0) }
         return JSONResponse(Page(items: list.map { body($0) }))
     }
 
     @Sendable func getIntegration(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<IntegrationBody> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let integration = try await database.transaction(grant.scope) { try await loadIntegration(grant, context, in: $0) }
         return JSONResponse(body(integration))
     }
 
     @Sendable func createIntegration(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<IntegrationBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let type = reader.decode("type", as: IntegrationType.self)
         if reader.isMissing("type") { reader.validator.add("type", "is required: one of shopify, woocommerce, zapier, webhook") }
@@ -117,14 +115,23 @@ extension IntegrationsService {
             id: .v7(at: now), siteId: grant.siteId, organizationId: grant.organizationId, type: type, name: name, status: "active", config: config,
             secrets: secrets, health: Integration.Health(), createdAt: now, updatedAt: now
         )
-        try await database.transaction(grant.scope) { try await integrations.insert(integration, in: $0) }
+        let meta = RequestMeta(request: request, context: context)
+        try await database.transaction(grant.scope) { tx in
+            try await integrations.insert(integration, in: tx)
+            try await AuditTrail.record(
+                "integration.created", target: "integration", integration.id, details: ["type": type.rawValue, "name": name], by: grant,
+                meta: meta, in: tx
+            )
+        }
+        bus.didCommitEvents()
         return JSONResponse(body(integration, revealSecret: type == .webhook), status: .created, headers: [.cacheControl: "no-store"])
     }
 
     /// Renames, enables or disables, and changes settings (merged key by key; secrets are replaced only when given).
     @Sendable func updateIntegration(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<IntegrationBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
+        let meta = RequestMeta(request: request, context: context)
         let integration = try await database.transaction(grant.scope) { tx -> Integration in
             var integration = try await loadIntegration(grant, context, in: tx)
             if let name = reader.string("name") { integration.name = reader.validator.requireText(name, field: "name", maxLength: 100) }
@@ -150,22 +157,35 @@ extension IntegrationsService {
             try reader.validator.check()
             integration.updatedAt = Date()
             try await integrations.update(integration, in: tx)
+            // Field names only: a config object may carry credentials.
+            try await AuditTrail.record(
+                "integration.updated", target: "integration", integration.id,
+                details: ["name": integration.name, "fields": reader.object.keys.sorted().joined(separator: ",")], by: grant, meta: meta, in: tx
+            )
             return integration
         }
+        bus.didCommitEvents()
         return JSONResponse(body(integration))
     }
 
     @Sendable func deleteIntegration(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
+        let meta = RequestMeta(request: request, context: context)
         try await database.transaction(grant.scope) { tx in
-            try await integrations.delete(try await loadIntegration(grant, context, in: tx), in: tx)
+            let integration = try await loadIntegration(grant, context, in: tx)
+            try await integrations.delete(integration, in: tx)
+            try await AuditTrail.record(
+                "integration.deleted", target: "integration", integration.id,
+                details: ["type": integration.type.rawValue, "name": integration.name], by: grant, meta: meta, in: tx
+            )
         }
+        bus.didCommitEvents()
         return Response(status: .noContent)
     }
 
     /// Every delivery the integration received, newest first: accepted, duplicate, ignored or rejected with the reason.
     @Sendable func listDeliveries(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<InboundDelivery>> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let limit = try request.limit(default: 50, max: 200)
         var before: TimeCursor?
         if let cursor = request.uri.queryParameters.get("cursor") {
@@ -182,7 +202,7 @@ extension IntegrationsService {
 
     /// Imports the store's most recent orders (`{"count": 50}`, up to 250) in the background.
     @Sendable func startImport(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ImportJob> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var count = 50
         if request.headers[.contentLength].map({ $0 != "0" }) ?? false {
             var reader = try await BodyReader(request: request, context: context)
@@ -214,18 +234,18 @@ extension IntegrationsService {
     }
 
     @Sendable func getImport(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ImportJob> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let importId = try context.uuidParameter("importId", resource: "Import")
         let job = try await database.transaction(grant.scope) { tx -> ImportJob? in
             let integration = try await loadIntegration(grant, context, in: tx)
-            return try await importer.find(importId, integrationId: integration.id, in: tx)
+            return try await imports.find(importId, integrationId: integration.id, in: tx)
         }
         guard let job else { throw HeraldError.notFound("Import \(importId.lowercased)") }
         return JSONResponse(job)
     }
 
     @Sendable func authorizeShopify(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<AuthorizeBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         let app = try requireShopifyApp()
         let integration = try await database.transaction(grant.scope) { try await loadIntegration(grant, context, in: $0) }
         guard integration.type == .shopify else {

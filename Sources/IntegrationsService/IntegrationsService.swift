@@ -27,8 +27,9 @@ public struct IntegrationsService: HeraldModule {
     let client: ThirdPartyClient
     let integrations: IntegrationStore
     let deliveries = DeliveryStore()
+    let imports = ImportStore()
     let endpoints: EndpointStore
-    let messages = MessageStore()
+    let messages = WebhookMessageStore()
     let importer: OrderImporter
     let dispatcher: WebhookDispatcher
 
@@ -121,4 +122,24 @@ public struct IntegrationsService: HeraldModule {
             try? await http.shutdown()
         }
     }
+}
+
+extension IntegrationsService {
+    public static let migrations = MigrationSet(
+        owner: "integrations",
+        migrations: [
+            IntegrationsMigrations.v1,
+            IntegrationsMigrations.v2,
+            IntegrationsMigrations.v3,
+        ]
+    )
+}
+
+/// The service's migrations, one file each under `Migrations/`.
+enum IntegrationsMigrations {
+    /// Tenant tables whose row-level security policy was written before `tenancy.current_organization()`.
+    static let landedTenantTables: [Table] = [
+        IntegrationsTables.idempotencyKeys, IntegrationsTables.integrations, IntegrationsTables.inboundDeliveries, IntegrationsTables.sourceRecords,
+        IntegrationsTables.imports, IntegrationsTables.webhookEndpoints, IntegrationsTables.webhookMessages, IntegrationsTables.webhookAttempts,
+    ]
 }

@@ -2,7 +2,9 @@ import Crypto
 import Foundation
 import HTTPTypes
 import HeraldCore
+import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -75,14 +77,9 @@ extension IntegrationsService {
         guard let shop = integration.config.shopDomain else { throw HeraldError.validation(field: "config.shopDomain", "is required") }
         let state = SecretToken.random(bytes: 24)
         let expires = Date().addingTimeInterval(Self.stateLifetime)
+        let now = Date()
         try await database.transaction(.system) { tx in
-            try await tx.execute("DELETE FROM \(IntegrationTables.oauthStates) WHERE expires_at < \(Date())")
-            try await tx.execute(
-                """
-                INSERT INTO \(IntegrationTables.oauthStates) (state_hash, integration_id, site_id, organization_id, expires_at)
-                VALUES (\(SecretToken.hash(state)), \(integration.id), \(integration.siteId), \(integration.organizationId), \(expires))
-                """
-            )
+            try await OAuthStateStore().insert(state, for: integration, expiresAt: expires, now: now, in: tx)
         }
         var components = URLComponents(string: "\(importer.adminOrigin(shop))/admin/oauth/authorize")
         components?.queryItems = [
@@ -111,15 +108,10 @@ extension IntegrationsService {
         guard let shop = query["shop"]?.lowercased(), IntegrationConfig.isShopDomain(shop) else {
             throw HeraldError.validation(field: "shop", "must be a myshopify.com domain")
         }
-        guard
-            let route = try await database.query(
-                "SELECT integration_id, organization_id FROM \(IntegrationTables.shopRoutes) WHERE shop_domain = \(shop)"
-            ).first
-        else {
+        guard let route = try await database.transaction(.system, { try await integrations.route(shop: shop, in: $0) }) else {
             throw HeraldError.notFound("No Herald site has a Shopify integration for \(shop); create one first. The integration")
         }
-        let integrationId: UUID = try route.get("integration_id")
-        let organizationId: UUID = try route.get("organization_id")
+        let (integrationId, organizationId) = route
         guard let integration = try await database.transaction(.organization(organizationId), { try await integrations.find(integrationId, in: $0) })
         else { throw HeraldError.notFound("The integration") }
         let authorize = try await authorizeURL(for: integration, app: app)
@@ -139,16 +131,7 @@ extension IntegrationsService {
             throw HeraldError.badRequest("The callback needs code, shop and state.")
         }
         let now = Date()
-        let claimed = try await database.transaction(.system) { tx -> (UUID, UUID)? in
-            let rows = try await tx.query(
-                """
-                DELETE FROM \(IntegrationTables.oauthStates) WHERE state_hash = \(SecretToken.hash(state)) AND expires_at > \(now)
-                RETURNING integration_id, organization_id
-                """
-            )
-            guard let row = rows.first else { return nil }
-            return (try row.get("integration_id"), try row.get("organization_id"))
-        }
+        let claimed = try await database.transaction(.system) { try await OAuthStateStore().claim(state, now: now, in: $0) }
         guard let (integrationId, organizationId) = claimed else {
             throw HeraldError.unauthorized("The state is unknown, used or expired; start the installation again.")
         }
@@ -178,12 +161,18 @@ extension IntegrationsService {
         integration.secrets.accessToken = token
         integration.updatedAt = now
         let updated = integration
+        let meta = RequestMeta(request: request, context: context)
         try await database.transaction(scope) { tx in
             try await integrations.update(updated, in: tx)
             var healthy = updated
             healthy.health = client.health(updated)
             try await integrations.saveHealth(healthy, in: tx)
+            try await AuditTrail.record(
+                "integration.connected", target: "integration", updated.id.lowercased, organizationId: organizationId, siteId: updated.siteId,
+                actorUserId: nil, details: ["shop": shop, "via": "shopify_oauth"], meta: meta, in: tx
+            )
         }
+        bus.didCommitEvents()
         return JSONResponse(
             ConnectedBody(
                 status: "connected", integrationId: integration.id, shopDomain: shop, scope: answer?.resolve(pointer: "/scope")?.stringValue)

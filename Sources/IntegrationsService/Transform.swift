@@ -85,18 +85,12 @@ struct InboundTransformer: EventConsumer {
             let fields = error.errors.map { "\($0.field) \($0.message)" }.joined(separator: "; ")
             return .invalid(fields.isEmpty ? error.detail : "the payload does not fit an activity: \(fields)")
         }
-        let claimed = try await tx.query(
-            """
-            INSERT INTO \(IntegrationTables.sourceRecords) (integration_id, source_key, organization_id, activity_id)
-            VALUES (\(integration.id), \(sourceKey), \(integration.organizationId), \(activityId))
-            ON CONFLICT (integration_id, source_key) DO NOTHING RETURNING activity_id
-            """
+        let sourceRecords = SourceRecordStore()
+        let claimed = try await sourceRecords.claim(
+            integrationId: integration.id, sourceKey: sourceKey, organizationId: integration.organizationId, activityId: activityId, in: tx
         )
-        guard !claimed.isEmpty else {
-            let existing = try await tx.queryFirst(
-                "SELECT activity_id FROM \(IntegrationTables.sourceRecords) WHERE integration_id = \(integration.id) AND source_key = \(sourceKey)"
-            )
-            return .alreadyRecorded(try existing?.get("activity_id"))
+        guard claimed else {
+            return .alreadyRecorded(try await sourceRecords.activity(integrationId: integration.id, sourceKey: sourceKey, in: tx))
         }
         try await Outbox.append(event, organizationId: integration.organizationId, siteId: integration.siteId, in: tx)
         return .recorded(activityId)

@@ -3,6 +3,7 @@ import HeraldContracts
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -47,15 +48,16 @@ extension IntegrationsService {
     static let rotationOverlap: TimeInterval = 86_400
 
     func addWebhookRoutes(to router: some RouterMethods<HeraldRequestContext>) {
-        router.get("sites/:siteId/webhooks", use: listEndpoints)
-        router.post("sites/:siteId/webhooks", use: createEndpoint)
-        router.get("sites/:siteId/webhooks/:endpointId", use: getEndpoint)
-        router.put("sites/:siteId/webhooks/:endpointId", use: updateEndpoint)
-        router.patch("sites/:siteId/webhooks/:endpointId", use: updateEndpoint)
-        router.delete("sites/:siteId/webhooks/:endpointId", use: deleteEndpoint)
-        router.post("sites/:siteId/webhooks/:endpointId/rotate-secret", use: rotateEndpointSecret)
-        router.get("sites/:siteId/webhooks/:endpointId/deliveries", use: listMessages)
-        router.post("sites/:siteId/webhooks/:endpointId/deliveries/:messageId/resend", use: resendMessage)
+        let webhooks = router.group("sites/:siteId/webhooks")
+        webhooks.get(use: listEndpoints)
+        webhooks.post(use: createEndpoint)
+        webhooks.get(":endpointId", use: getEndpoint)
+        webhooks.put(":endpointId", use: updateEndpoint)
+        webhooks.patch(":endpointId", use: updateEndpoint)
+        webhooks.delete(":endpointId", use: deleteEndpoint)
+        webhooks.post(":endpointId/rotate-secret", use: rotateEndpointSecret)
+        webhooks.get(":endpointId/deliveries", use: listMessages)
+        webhooks.post(":endpointId/deliveries/:messageId/resend", use: resendMessage)
     }
 
     /// Checks a receiver URL: http(s), and not an address inside Herald's network (after resolving the name).
@@ -92,19 +94,19 @@ extension IntegrationsService {
     }
 
     @Sendable func listEndpoints(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<EndpointBody>> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let list = try await database.transaction(grant.scope) { try await endpoints.list(siteId: grant.siteId, kind: "webhook", in: $0) }
         return JSONResponse(Page(items: list.map { EndpointBody($0) }))
     }
 
     @Sendable func getEndpoint(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EndpointBody> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let endpoint = try await database.transaction(grant.scope) { try await loadEndpoint(grant, context, in: $0) }
         return JSONResponse(EndpointBody(endpoint))
     }
 
     @Sendable func createEndpoint(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EndpointBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let url = await checkReceiver(reader.string("url"), field: "url", into: &reader.validator)
         let types = Self.checkEventTypes(reader.decode("eventTypes", as: [String].self), into: &reader.validator)
@@ -118,13 +120,21 @@ extension IntegrationsService {
             eventTypes: types ?? [], status: "enabled", disabledReason: nil, secrets: [.init(secret: secret, createdAt: now)],
             consecutiveFailures: 0, createdAt: now, updatedAt: now
         )
-        try await database.transaction(grant.scope) { try await endpoints.insert(endpoint, in: $0) }
+        let meta = RequestMeta(request: request, context: context)
+        try await database.transaction(grant.scope) { tx in
+            try await endpoints.insert(endpoint, in: tx)
+            try await AuditTrail.record(
+                "webhook_endpoint.created", target: "webhook_endpoint", endpoint.id,
+                details: ["url": endpoint.url, "eventTypes": endpoint.eventTypes.joined(separator: ",")], by: grant, meta: meta, in: tx
+            )
+        }
+        bus.didCommitEvents()
         return JSONResponse(EndpointBody(endpoint, secret: secret), status: .created, headers: [.cacheControl: "no-store"])
     }
 
     /// Changes the URL, event types, description, or `status` (`enabled` re-enables a disabled endpoint).
     @Sendable func updateEndpoint(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EndpointBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let url = reader.has("url") ? await checkReceiver(reader.string("url"), field: "url", into: &reader.validator) : nil
         let types = Self.checkEventTypes(reader.decode("eventTypes", as: [String].self), into: &reader.validator)
@@ -132,6 +142,8 @@ extension IntegrationsService {
         if let status, !["enabled", "disabled"].contains(status) { reader.validator.add("status", "must be enabled or disabled") }
         let description = reader.validator.optionalText(reader.string("description"), field: "description", maxLength: 200)
         try reader.validator.check()
+        let meta = RequestMeta(request: request, context: context)
+        let fields = reader.object.keys.sorted().joined(separator: ",")
         let endpoint = try await database.transaction(grant.scope) { tx -> WebhookEndpoint in
             var endpoint = try await loadEndpoint(grant, context, in: tx)
             if let url { endpoint.url = url }
@@ -144,22 +156,36 @@ extension IntegrationsService {
             }
             endpoint.updatedAt = Date()
             try await endpoints.update(endpoint, in: tx)
+            try await AuditTrail.record(
+                "webhook_endpoint.updated", target: "webhook_endpoint", endpoint.id,
+                details: ["url": endpoint.url, "status": endpoint.status, "fields": fields], by: grant, meta: meta, in: tx
+            )
             return endpoint
         }
+        bus.didCommitEvents()
         return JSONResponse(EndpointBody(endpoint))
     }
 
     @Sendable func deleteEndpoint(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let grant = try await siteAccess(context, .contentWrite)
-        try await database.transaction(grant.scope) { tx in try await endpoints.delete(try await loadEndpoint(grant, context, in: tx), in: tx) }
+        let grant = try await access.site(from: context, .contentWrite)
+        let meta = RequestMeta(request: request, context: context)
+        try await database.transaction(grant.scope) { tx in
+            let endpoint = try await loadEndpoint(grant, context, in: tx)
+            try await endpoints.delete(endpoint, in: tx)
+            try await AuditTrail.record(
+                "webhook_endpoint.deleted", target: "webhook_endpoint", endpoint.id, details: ["url": endpoint.url], by: grant, meta: meta, in: tx
+            )
+        }
+        bus.didCommitEvents()
         return Response(status: .noContent)
     }
 
     /// A new signing secret; the previous one keeps signing for 24 hours so receivers can switch without gaps.
     @Sendable func rotateEndpointSecret(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EndpointBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         let now = Date()
         let secret = WebhookSignature.newSecret()
+        let meta = RequestMeta(request: request, context: context)
         let endpoint = try await database.transaction(grant.scope) { tx -> WebhookEndpoint in
             var endpoint = try await loadEndpoint(grant, context, in: tx)
             var secrets = endpoint.secrets.filter { $0.expiresAt.map { $0 > now } ?? true }
@@ -169,14 +195,20 @@ extension IntegrationsService {
             endpoint.secrets = [.init(secret: secret, createdAt: now)] + secrets
             endpoint.updatedAt = now
             try await endpoints.update(endpoint, in: tx)
+            try await AuditTrail.record(
+                "webhook_endpoint.secret_rotated", target: "webhook_endpoint", endpoint.id,
+                details: ["previousSecretExpiresAt": ISO8601.string(from: now.addingTimeInterval(Self.rotationOverlap))], by: grant, meta: meta,
+                in: tx
+            )
             return endpoint
         }
+        bus.didCommitEvents()
         return JSONResponse(EndpointBody(endpoint, secret: secret), headers: [.cacheControl: "no-store"])
     }
 
     /// The endpoint's messages, newest first, each with every attempt.
     @Sendable func listMessages(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<WebhookMessage>> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let limit = try request.limit(default: 50, max: 200)
         let list = try await database.transaction(grant.scope) { tx in
             let endpoint = try await loadEndpoint(grant, context, in: tx)
@@ -187,7 +219,7 @@ extension IntegrationsService {
 
     /// Sends a dead or failed message again, now.
     @Sendable func resendMessage(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ResendBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         let messageId = context.parameters.get("messageId") ?? ""
         try await database.transaction(grant.scope) { tx in
             let endpoint = try await loadEndpoint(grant, context, in: tx)
@@ -202,12 +234,7 @@ extension IntegrationsService {
                     "The endpoint is disabled; enable it first (PUT with {\"status\": \"enabled\"}).", slug: "endpoint-disabled")
             }
             let now = Date()
-            try await tx.execute(
-                """
-                UPDATE \(IntegrationTables.webhookMessages) SET status = 'pending', attempts = 0, next_attempt_at = \(now)
-                WHERE id = \(messageId)
-                """
-            )
+            try await messages.resend(messageId, now: now, in: tx)
             try await messages.enqueue(messageId, organizationId: grant.organizationId, at: now, in: tx)
         }
         dispatcher.wake()

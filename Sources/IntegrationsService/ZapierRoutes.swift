@@ -1,7 +1,9 @@
 import Foundation
 import HeraldContracts
 import HeraldCore
+import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -26,22 +28,14 @@ extension IntegrationsService {
         router.post("zapier/actions/activities", use: zapierCreateActivity)
     }
 
-    /// The site of the secret key; Zapier's connection test.
-    func zapierSite(_ context: HeraldRequestContext) throws -> (siteId: UUID, organizationId: UUID) {
-        if let failure = context.authenticationFailure { throw failure }
-        guard case .siteKey(let siteId, let organizationId) = context.principal else {
-            throw HeraldError.unauthorized("Zapier connects with the site's secret key: 'Authorization: Bearer sk_…'.")
-        }
-        return (siteId, organizationId)
-    }
-
+    /// Zapier's connection test: the site of the secret key.
     @Sendable func zapierMe(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ZapierMe> {
-        let site = try zapierSite(context)
-        return JSONResponse(ZapierMe(siteId: site.siteId, organizationId: site.organizationId))
+        let grant = try await access.siteOfKey(from: context, .contentRead)
+        return JSONResponse(ZapierMe(siteId: grant.siteId, organizationId: grant.organizationId))
     }
 
     @Sendable func zapierSubscribe(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<ZapierHook> {
-        let site = try zapierSite(context)
+        let site = try await access.siteOfKey(from: context, .zapierHooksManage)
         var reader = try await BodyReader(request: request, context: context)
         let url = await checkReceiver(reader.string("hookUrl"), field: "hookUrl", into: &reader.validator)
         let event = reader.string("event")
@@ -56,25 +50,40 @@ extension IntegrationsService {
             eventTypes: [event ?? ""], status: "enabled", disabledReason: nil, secrets: [.init(secret: WebhookSignature.newSecret(), createdAt: now)],
             consecutiveFailures: 0, createdAt: now, updatedAt: now
         )
-        try await database.transaction(.organization(site.organizationId)) { try await endpoints.insert(endpoint, in: $0) }
+        let meta = RequestMeta(request: request, context: context)
+        try await database.transaction(site.scope) { tx in
+            try await endpoints.insert(endpoint, in: tx)
+            try await AuditTrail.record(
+                "webhook_endpoint.created", target: "webhook_endpoint", endpoint.id,
+                details: ["kind": "zapier", "url": endpoint.url, "eventTypes": endpoint.eventTypes.joined(separator: ",")], by: site, meta: meta,
+                in: tx
+            )
+        }
+        bus.didCommitEvents()
         return JSONResponse(ZapierHook(id: endpoint.id), status: .created)
     }
 
     @Sendable func zapierUnsubscribe(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let site = try zapierSite(context)
+        let site = try await access.siteOfKey(from: context, .zapierHooksManage)
         let id = try context.uuidParameter("hookId", resource: "Hook")
-        try await database.transaction(.organization(site.organizationId)) { tx in
+        let meta = RequestMeta(request: request, context: context)
+        try await database.transaction(site.scope) { tx in
             guard let endpoint = try await endpoints.find(id, siteId: site.siteId, in: tx), endpoint.kind == "zapier" else {
                 throw HeraldError.notFound("Hook \(id.lowercased)")
             }
             try await endpoints.delete(endpoint, in: tx)
+            try await AuditTrail.record(
+                "webhook_endpoint.deleted", target: "webhook_endpoint", endpoint.id, details: ["kind": "zapier", "url": endpoint.url], by: site,
+                meta: meta, in: tx
+            )
         }
+        bus.didCommitEvents()
         return Response(status: .noContent)
     }
 
     /// Example bodies for a trigger, in the shape the hook receives, so a Zap can map fields before a real event.
     @Sendable func zapierSamples(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<[JSONValue]> {
-        let site = try zapierSite(context)
+        let site = try await access.siteOfKey(from: context, .contentRead)
         let event = context.parameters.get("event") ?? ""
         guard let sample = Self.sample(event, siteId: site.siteId) else {
             throw HeraldError.notFound("Trigger \(event.prefix(60))")
@@ -117,7 +126,7 @@ extension IntegrationsService {
 
     /// Creates an activity from a Zap, exactly as the events API does, recorded with source `zapier`.
     @Sendable func zapierCreateActivity(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let site = try zapierSite(context)
-        return try await capture(request, context: context, siteId: site.siteId, source: "zapier")
+        let site = try await access.siteOfKey(from: context, .activitiesWrite)
+        return try await capture(request, context: context, grant: site, source: "zapier")
     }
 }

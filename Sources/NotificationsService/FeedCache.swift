@@ -192,10 +192,3 @@ struct LivePush: Encodable, Sendable {
     var activityId: UUID
     var items: [Item]
 }
-
-extension SiteStore {
-    /// The organization that owns a site, from the tenant-free key table.
-    func routeSite(_ siteId: UUID, in tx: any SQLExecutor) async throws -> UUID? {
-        try await tx.queryFirst("SELECT organization_id FROM \(NotificationTables.siteKeys) WHERE site_id = \(siteId)")?.get("organization_id")
-    }
-}

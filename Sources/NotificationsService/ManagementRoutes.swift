@@ -3,83 +3,31 @@ import HeraldContracts
 import HeraldCore
 import HeraldEvents
 import HeraldHTTP
+import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
 
-struct NotificationBody: Encodable, Sendable {
-    var id: UUID
-    var siteId: UUID
-    var name: String
-    var type: NotificationType
-    var status: NotificationStatus
-    var templateId: UUID?
-    /// The notification's own message template, when it has one.
-    var message: String?
-    /// The template text in effect: the message, else the named template's body, else the type's default.
-    var effectiveTemplate: String
-    var settings: DisplaySettings
-    var content: NotificationContent
-    var rules: RuleNode?
-    var abTestId: UUID?
-    var variants: [Variant]
-    var createdAt: Date
-    var updatedAt: Date
-    var publishedAt: Date?
-}
-
-struct TemplateBody: Encodable, Sendable {
-    var id: UUID?
-    var name: String
-    var type: NotificationType
-    var body: String
-    var builtIn: Bool
-    var createdAt: Date?
-    var updatedAt: Date?
-}
-
-struct ActivityBody: Encodable, Sendable {
-    var id: UUID
-    var type: String
-    var firstName: String?
-    var city: String?
-    var region: String?
-    var country: String?
-    var productName: String?
-    var productUrl: String?
-    var imageUrl: String?
-    var rating: Int?
-    var occurredAt: Date
-    var provenance: Provenance
-}
-
-struct WidgetSettingsBody: Codable, Sendable {
-    var privacy: PrivacySettings
-}
-
 extension NotificationsService {
     func addManagementRoutes(to router: some RouterMethods<HeraldRequestContext>) {
-        router.get("sites/:siteId/notifications", use: listNotifications)
-        router.post("sites/:siteId/notifications", use: createNotification)
-        router.get("sites/:siteId/notifications/:notificationId", use: getNotification)
-        router.put("sites/:siteId/notifications/:notificationId", use: updateNotification)
-        router.patch("sites/:siteId/notifications/:notificationId", use: updateNotification)
-        router.delete("sites/:siteId/notifications/:notificationId", use: deleteNotification)
-        router.post("sites/:siteId/notifications/:notificationId/publish") { request, context in
+        let site = router.group("sites/:siteId")
+        site.get("notifications", use: listNotifications)
+        site.post("notifications", use: createNotification)
+        site.get("notifications/:notificationId", use: getNotification)
+        site.put("notifications/:notificationId", use: updateNotification)
+        site.patch("notifications/:notificationId", use: updateNotification)
+        site.delete("notifications/:notificationId", use: deleteNotification)
+        site.post("notifications/:notificationId/publish") { request, context in
             try await setStatus(.published, request: request, context: context)
         }
-        router.post("sites/:siteId/notifications/:notificationId/pause") { request, context in
+        site.post("notifications/:notificationId/pause") { request, context in
             try await setStatus(.paused, request: request, context: context)
         }
-        router.get("sites/:siteId/templates", use: listTemplates)
-        router.post("sites/:siteId/templates", use: createTemplate)
-        router.get("sites/:siteId/activities", use: listActivities)
-        router.get("sites/:siteId/widget-settings", use: getWidgetSettings)
-        router.put("sites/:siteId/widget-settings", use: updateWidgetSettings)
-    }
-
-    func siteAccess(_ context: HeraldRequestContext, _ permission: Permission) async throws -> SiteAccess {
-        try await access.site(try context.uuidParameter("siteId", resource: "Site"), permission, context: context)
+        site.get("templates", use: listTemplates)
+        site.post("templates", use: createTemplate)
+        site.get("activities", use: listActivities)
+        site.get("widget-settings", use: getWidgetSettings)
+        site.put("widget-settings", use: updateWidgetSettings)
     }
 
     func body(_ notification: Notification, in tx: any SQLExecutor) async throws -> NotificationBody {
@@ -113,7 +61,7 @@ extension NotificationsService {
     // MARK: Notifications
 
     @Sendable func listNotifications(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<NotificationBody>> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let items = try await database.transaction(grant.scope) { tx in
             var bodies: [NotificationBody] = []
             for notification in try await notifications.list(siteId: grant.siteId, in: tx) { bodies.append(try await body(notification, in: tx)) }
@@ -123,7 +71,7 @@ extension NotificationsService {
     }
 
     @Sendable func getNotification(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<NotificationBody> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let result = try await database.transaction(grant.scope) { tx in
             try await body(try await loadNotification(grant, context, in: tx), in: tx)
         }
@@ -131,7 +79,7 @@ extension NotificationsService {
     }
 
     @Sendable func createNotification(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<NotificationBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let name = reader.validator.requireText(reader.string("name"), field: "name", maxLength: 100)
         let type = reader.has("type") ? reader.decode("type", as: NotificationType.self) : nil
@@ -145,12 +93,17 @@ extension NotificationsService {
             abTestId: nil, variants: [], createdAt: now, updatedAt: now, publishedAt: nil
         )
         try reader.validator.check()
+        let meta = RequestMeta(request: request, context: context)
         let result = try await write(grant) { tx -> NotificationBody in
             try await apply(&reader, to: &notification, creating: true, in: tx)
             try reader.validator.check()
             try await notifications.insert(notification, in: tx)
             try await Outbox.append(
                 NotificationCreated(notification: Self.changed(notification)), organizationId: grant.organizationId, siteId: grant.siteId, in: tx)
+            try await AuditTrail.record(
+                "notification.created", target: "notification", notification.id,
+                details: ["name": notification.name, "type": notification.type.rawValue], by: grant, meta: meta, in: tx
+            )
             return try await body(notification, in: tx)
         }
         return JSONResponse(result, status: .created)
@@ -159,8 +112,9 @@ extension NotificationsService {
     /// Updates the fields present in the body; settings and content are merged key by key; `null` clears
     /// the message, template, rules or variants.
     @Sendable func updateNotification(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<NotificationBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
+        let meta = RequestMeta(request: request, context: context)
         let result = try await write(grant) { tx -> NotificationBody in
             var notification = try await loadNotification(grant, context, in: tx)
             if let name = reader.string("name") { notification.name = reader.validator.requireText(name, field: "name", maxLength: 100) }
@@ -173,6 +127,10 @@ extension NotificationsService {
             try await notifications.update(notification, in: tx)
             try await Outbox.append(
                 NotificationUpdated(notification: Self.changed(notification)), organizationId: grant.organizationId, siteId: grant.siteId, in: tx)
+            try await AuditTrail.record(
+                "notification.updated", target: "notification", notification.id,
+                details: ["name": notification.name, "fields": reader.object.keys.sorted().joined(separator: ",")], by: grant, meta: meta, in: tx
+            )
             return try await body(notification, in: tx)
         }
         return JSONResponse(result)
@@ -258,19 +216,24 @@ extension NotificationsService {
     }
 
     @Sendable func deleteNotification(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
+        let meta = RequestMeta(request: request, context: context)
         try await write(grant) { tx in
             let notification = try await loadNotification(grant, context, in: tx)
             try await notifications.delete(notification, in: tx)
             try await Outbox.append(
                 NotificationDeleted(notification: Self.changed(notification)), organizationId: grant.organizationId, siteId: grant.siteId, in: tx)
+            try await AuditTrail.record(
+                "notification.deleted", target: "notification", notification.id, details: ["name": notification.name], by: grant, meta: meta, in: tx
+            )
         }
         return Response(status: .noContent)
     }
 
     /// Publishing or pausing takes effect on the next feed request; open pages are told to refetch.
     func setStatus(_ status: NotificationStatus, request: Request, context: HeraldRequestContext) async throws -> JSONResponse<NotificationBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
+        let meta = RequestMeta(request: request, context: context)
         let result = try await write(grant) { tx -> NotificationBody in
             var notification = try await loadNotification(grant, context, in: tx)
             guard notification.status != status else { return try await body(notification, in: tx) }
@@ -286,6 +249,10 @@ extension NotificationsService {
             } else {
                 try await Outbox.append(NotificationPaused(notification: changed), organizationId: grant.organizationId, siteId: grant.siteId, in: tx)
             }
+            try await AuditTrail.record(
+                status == .published ? "notification.published" : "notification.paused", target: "notification", notification.id,
+                details: ["name": notification.name], by: grant, meta: meta, in: tx
+            )
             return try await body(notification, in: tx)
         }
         return JSONResponse(result)
@@ -300,7 +267,7 @@ extension NotificationsService {
     }
 
     @Sendable func listTemplates(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<TemplateBody>> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let stored = try await database.transaction(grant.scope) { try await templates.list(siteId: grant.siteId, in: $0) }
         let custom = stored.map {
             TemplateBody(id: $0.id, name: $0.name, type: $0.type, body: $0.body, builtIn: false, createdAt: $0.createdAt, updatedAt: $0.updatedAt)
@@ -309,7 +276,7 @@ extension NotificationsService {
     }
 
     @Sendable func createTemplate(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<TemplateBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let name = reader.validator.requireText(reader.string("name"), field: "name", maxLength: 100)
         let type = reader.decode("type", as: NotificationType.self)
@@ -321,7 +288,15 @@ extension NotificationsService {
         let template = StoredTemplate(
             id: .v7(at: now), siteId: grant.siteId, name: name, type: type ?? .recentActivity, body: source ?? "", createdAt: now, updatedAt: now
         )
-        try await database.transaction(grant.scope) { try await templates.insert(template, organizationId: grant.organizationId, in: $0) }
+        let meta = RequestMeta(request: request, context: context)
+        try await database.transaction(grant.scope) { tx in
+            try await templates.insert(template, organizationId: grant.organizationId, in: tx)
+            try await AuditTrail.record(
+                "template.created", target: "template", template.id, details: ["name": name, "type": template.type.rawValue], by: grant,
+                meta: meta, in: tx
+            )
+        }
+        bus.didCommitEvents()
         return JSONResponse(
             TemplateBody(id: template.id, name: name, type: template.type, body: template.body, builtIn: false, createdAt: now, updatedAt: now),
             status: .created
@@ -332,7 +307,7 @@ extension NotificationsService {
 
     /// The activities recorded for a site, newest first, with where each came from.
     @Sendable func listActivities(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<ActivityBody>> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let limit = try request.limit(default: 50, max: 200)
         var before: TimeCursor?
         if let cursor = request.uri.queryParameters.get("cursor") {
@@ -354,13 +329,13 @@ extension NotificationsService {
     }
 
     @Sendable func getWidgetSettings(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<WidgetSettingsBody> {
-        let grant = try await siteAccess(context, .contentRead)
+        let grant = try await access.site(from: context, .contentRead)
         let site = try await database.transaction(grant.scope) { try await sites.find(grant.siteId, in: $0) }
         return JSONResponse(WidgetSettingsBody(privacy: site?.privacy ?? PrivacySettings()))
     }
 
     @Sendable func updateWidgetSettings(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<WidgetSettingsBody> {
-        let grant = try await siteAccess(context, .contentWrite)
+        let grant = try await access.site(from: context, .contentWrite)
         var reader = try await BodyReader(request: request, context: context)
         let site = try await database.transaction(grant.scope) { try await sites.find(grant.siteId, in: $0) }
         guard let site else {
@@ -368,7 +343,14 @@ extension NotificationsService {
         }
         let privacy = reader.merged("privacy", over: site.privacy)
         try reader.validator.check()
-        try await write(grant) { tx in try await sites.setPrivacy(privacy, siteId: grant.siteId, in: tx) }
+        let meta = RequestMeta(request: request, context: context)
+        try await write(grant) { tx in
+            try await sites.setPrivacy(privacy, siteId: grant.siteId, in: tx)
+            try await AuditTrail.record(
+                "widget_settings.updated", target: "site", grant.siteId,
+                details: ["names": privacy.names.rawValue, "location": privacy.location.rawValue], by: grant, meta: meta, in: tx
+            )
+        }
         return JSONResponse(WidgetSettingsBody(privacy: privacy))
     }
 }

@@ -98,6 +98,26 @@ public struct NotificationsService: HeraldModule {
     }
 }
 
+extension NotificationsService {
+    public static let migrations = MigrationSet(
+        owner: "notifications",
+        migrations: [
+            NotificationsMigrations.v1,
+            NotificationsMigrations.v2,
+            NotificationsMigrations.v3,
+        ]
+    )
+}
+
+/// The service's migrations, one file each under `Migrations/`.
+enum NotificationsMigrations {
+    /// Tenant tables whose row-level security policy was written before `tenancy.current_organization()`.
+    static let landedTenantTables: [Table] = [
+        NotificationsTables.sites, NotificationsTables.activities, NotificationsTables.templates, NotificationsTables.notifications,
+        NotificationsTables.targetingRules, NotificationsTables.abTests, NotificationsTables.abTestVariants,
+    ]
+}
+
 /// Once a minute: forgets visitors who left, and salts past their two days.
 struct PresencePruner: Service {
     let presence: PresenceTracker

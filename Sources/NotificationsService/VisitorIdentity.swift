@@ -46,25 +46,6 @@ final class VisitorHasher: Sendable {
     }
 }
 
-struct VisitorSaltStore: Sendable {
-    func saltOf(day: Int, creating fresh: [UInt8], in tx: any SQLExecutor) async throws -> [UInt8] {
-        try await tx.execute(
-            """
-            INSERT INTO \(NotificationTables.visitorSalts) (day, salt, created_at) VALUES (\(day), \(fresh), \(Date()))
-            ON CONFLICT (day) DO NOTHING
-            """
-        )
-        guard let row = try await tx.queryFirst("SELECT salt FROM \(NotificationTables.visitorSalts) WHERE day = \(day)") else {
-            throw StorageError.other("the visitor salt of \(day) vanished")
-        }
-        return try row.get("salt")
-    }
-
-    func delete(before day: Int, in tx: any SQLExecutor) async throws {
-        try await tx.execute("DELETE FROM \(NotificationTables.visitorSalts) WHERE day < \(day)")
-    }
-}
-
 /// What a User-Agent says about the device and whether it is a crawler. Both answers are remembered per
 /// User-Agent (a site's visitors send a few hundred distinct ones), so the string work runs once for each.
 enum UserAgentClass {

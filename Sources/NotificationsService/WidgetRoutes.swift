@@ -122,7 +122,8 @@ struct BeaconRequest {
             }
             events.append(
                 Event(
-                    type: event.string("type", required: true, into: &validator) ?? "", notificationId: event.uuid("notificationId", into: &validator),
+                    type: event.string("type", required: true, into: &validator) ?? "",
+                    notificationId: event.uuid("notificationId", into: &validator),
                     variantId: event.uuid("variantId", into: &validator), activityId: event.uuid("activityId", into: &validator),
                     goal: event.string("goal", into: &validator), value: event.number("value", into: &validator),
                     path: event.string("path", into: &validator), at: event.number("at", into: &validator),

@@ -36,7 +36,7 @@ extension UsersService {
     /// Changes name, email or password. Email and password changes need the current password; a password
     /// change ends every other session.
     @Sendable func updateMe(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<UserBody> {
-        let body = try await request.decodeJSON(as: UpdateMeRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: UpdateMeRequest.self)
         let (_, sessionId) = try context.requireUser()
         var account = try await currentAccount(context)
         let meta = RequestMeta(request: request, context: context)

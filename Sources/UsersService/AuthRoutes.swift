@@ -46,7 +46,7 @@ extension UsersService {
     }
 
     @Sendable func signup(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<TokensBody> {
-        let body = try await request.decodeJSON(as: SignupRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: SignupRequest.self)
         var validator = Validator()
         let email = validator.requireEmail(body.email)
         Self.validatePassword(body.password, field: "password", into: &validator)
@@ -78,7 +78,7 @@ extension UsersService {
     }
 
     @Sendable func login(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<TokensBody> {
-        let body = try await request.decodeJSON(as: LoginRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: LoginRequest.self)
         var validator = Validator()
         let email = EmailAddress.normalize(validator.requireText(body.email, field: "email", maxLength: 254))
         if body.password == nil { validator.add("password", "is required") }
@@ -131,7 +131,7 @@ extension UsersService {
     }
 
     @Sendable func refresh(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<TokensBody> {
-        let body = try await request.decodeJSON(as: RefreshRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: RefreshRequest.self)
         var validator = Validator()
         let token = validator.requireText(body.refreshToken, field: "refreshToken", maxLength: 200)
         try validator.check()
@@ -172,7 +172,7 @@ extension UsersService {
         let now = Date()
         var refreshToken: String?
         if let length = request.headers[.contentLength], length != "0" {
-            refreshToken = try await request.decodeJSON(as: RefreshRequest.self, context: context).refreshToken
+            refreshToken = try await BodyReader(request: request, context: context).decode(as: RefreshRequest.self).refreshToken
         }
         let target: (sessionId: UUID, userId: UUID)
         if case .user(let userId, let sessionId) = context.principal {

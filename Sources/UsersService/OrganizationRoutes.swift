@@ -32,22 +32,18 @@ extension UsersService {
     func addOrganizationRoutes(to router: some RouterMethods<HeraldRequestContext>) {
         router.get("organizations", use: listOrganizations)
         router.post("organizations", use: createOrganization)
-        router.get("organizations/:orgId", use: getOrganization)
-        router.patch("organizations/:orgId", use: updateOrganization)
-        router.get("organizations/:orgId/members", use: listMembers)
-        router.patch("organizations/:orgId/members/:userId", use: updateMember)
-        router.delete("organizations/:orgId/members/:userId", use: removeMember)
-        router.get("organizations/:orgId/invitations", use: listInvitations)
-        router.post("organizations/:orgId/invitations", use: createInvitation)
-        router.delete("organizations/:orgId/invitations/:invitationId", use: revokeInvitation)
         router.post("invitations/accept", use: acceptInvitation)
-        router.get("organizations/:orgId/audit-logs", use: listAuditLogs)
-        router.get("organizations/:orgId/audit-logs/verify", use: verifyAuditLogs)
-    }
-
-    func organizationAccess(_ context: HeraldRequestContext, _ permission: Permission) async throws -> OrganizationAccess {
-        let id = try context.uuidParameter("orgId", resource: "Organization")
-        return try await access.organization(id, permission, context: context)
+        let organization = router.group("organizations/:orgId")
+        organization.get(use: getOrganization)
+        organization.patch(use: updateOrganization)
+        organization.get("members", use: listMembers)
+        organization.patch("members/:userId", use: updateMember)
+        organization.delete("members/:userId", use: removeMember)
+        organization.get("invitations", use: listInvitations)
+        organization.post("invitations", use: createInvitation)
+        organization.delete("invitations/:invitationId", use: revokeInvitation)
+        organization.get("audit-logs", use: listAuditLogs)
+        organization.get("audit-logs/verify", use: verifyAuditLogs)
     }
 
     // MARK: Organizations
@@ -60,7 +56,7 @@ extension UsersService {
 
     @Sendable func createOrganization(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<OrganizationBody> {
         let (userId, _) = try context.requireUser()
-        let body = try await request.decodeJSON(as: OrganizationRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: OrganizationRequest.self)
         var validator = Validator()
         let name = validator.requireText(body.name, field: "name", maxLength: 100)
         try validator.check()
@@ -92,15 +88,15 @@ extension UsersService {
     }
 
     @Sendable func getOrganization(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<OrganizationBody> {
-        let grant = try await organizationAccess(context, .organizationRead)
+        let grant = try await access.organization(from: context, .organizationRead)
         guard let organization = try await database.transaction(grant.scope, { try await organizations.find(grant.organizationId, in: $0) })
         else { throw HeraldError.notFound("Organization \(grant.organizationId.lowercased)") }
         return JSONResponse(OrganizationBody(organization, role: grant.role))
     }
 
     @Sendable func updateOrganization(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<OrganizationBody> {
-        let grant = try await organizationAccess(context, .organizationUpdate)
-        let body = try await request.decodeJSON(as: OrganizationRequest.self, context: context)
+        let grant = try await access.organization(from: context, .organizationUpdate)
+        let body = try await BodyReader(request: request, context: context).decode(as: OrganizationRequest.self)
         var validator = Validator()
         let name = validator.requireText(body.name, field: "name", maxLength: 100)
         try validator.check()
@@ -130,16 +126,16 @@ extension UsersService {
     // MARK: Members
 
     @Sendable func listMembers(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<MemberBody>> {
-        let grant = try await organizationAccess(context, .membersRead)
+        let grant = try await access.organization(from: context, .membersRead)
         let members = try await database.transaction(grant.scope) { try await organizations.members(of: grant.organizationId, in: $0) }
         return JSONResponse(Page(items: members.map(MemberBody.init)))
     }
 
     /// Changes a member's role. Granting or taking away the owner role is for owners; the last owner stays.
     @Sendable func updateMember(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<MemberBody> {
-        let grant = try await organizationAccess(context, .membersManage)
+        let grant = try await access.organization(from: context, .membersManage)
         let targetId = try context.uuidParameter("userId", resource: "Member")
-        let body = try await request.decodeJSON(as: MemberUpdateRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: MemberUpdateRequest.self)
         guard let role = body.role else {
             throw HeraldError.validation(field: "role", "is required: one of owner, admin, member, viewer")
         }
@@ -179,7 +175,7 @@ extension UsersService {
         let targetId = try context.uuidParameter("userId", resource: "Member")
         let (userId, _) = try context.requireUser()
         let leaving = targetId == userId
-        let grant = try await organizationAccess(context, leaving ? .organizationRead : .membersManage)
+        let grant = try await access.organization(from: context, leaving ? .organizationRead : .membersManage)
         let now = Date()
         let meta = RequestMeta(request: request, context: context)
         try await write(grant.scope) { tx in
@@ -209,7 +205,7 @@ extension UsersService {
     // MARK: Invitations
 
     @Sendable func listInvitations(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<InvitationBody>> {
-        let grant = try await organizationAccess(context, .invitationsManage)
+        let grant = try await access.organization(from: context, .invitationsManage)
         let now = Date()
         let list = try await database.transaction(grant.scope) { try await invitations.list(organizationId: grant.organizationId, in: $0) }
         return JSONResponse(Page(items: list.map { InvitationBody($0, now: now) }))
@@ -218,8 +214,8 @@ extension UsersService {
     /// Invites someone by email. The response carries the acceptance token once; it is what the invitee
     /// presents to `POST /invitations/accept` after signing in with that email.
     @Sendable func createInvitation(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<InvitationBody> {
-        let grant = try await organizationAccess(context, .invitationsManage)
-        let body = try await request.decodeJSON(as: InvitationRequest.self, context: context)
+        let grant = try await access.organization(from: context, .invitationsManage)
+        let body = try await BodyReader(request: request, context: context).decode(as: InvitationRequest.self)
         var validator = Validator()
         let email = validator.requireEmail(body.email)
         try validator.check()
@@ -264,7 +260,7 @@ extension UsersService {
     }
 
     @Sendable func revokeInvitation(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let grant = try await organizationAccess(context, .invitationsManage)
+        let grant = try await access.organization(from: context, .invitationsManage)
         let invitationId = try context.uuidParameter("invitationId", resource: "Invitation")
         let now = Date()
         let meta = RequestMeta(request: request, context: context)
@@ -290,7 +286,7 @@ extension UsersService {
     /// Accepts an invitation as the signed-in user, whose email must be the one invited.
     @Sendable func acceptInvitation(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<AcceptedInvitationBody> {
         let (userId, _) = try context.requireUser()
-        let body = try await request.decodeJSON(as: AcceptInvitationRequest.self, context: context)
+        let body = try await BodyReader(request: request, context: context).decode(as: AcceptInvitationRequest.self)
         var validator = Validator()
         let token = validator.requireText(body.token, field: "token", maxLength: 200)
         try validator.check()
@@ -336,7 +332,7 @@ extension UsersService {
     // MARK: Audit log
 
     @Sendable func listAuditLogs(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<AuditRecord>> {
-        let grant = try await organizationAccess(context, .auditRead)
+        let grant = try await access.organization(from: context, .auditRead)
         let limit = try request.limit(default: 50, max: 200)
         var before: Int64?
         if let cursor = request.uri.queryParameters.get("cursor") {
@@ -352,8 +348,8 @@ extension UsersService {
         return JSONResponse(Page(items: records, nextCursor: next))
     }
 
-    @Sendable func verifyAuditLogs(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<AuditLog.Verification> {
-        let grant = try await organizationAccess(context, .auditRead)
+    @Sendable func verifyAuditLogs(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<AuditChain.Verification> {
+        let grant = try await access.organization(from: context, .auditRead)
         let result = try await database.transaction(grant.scope) { try await audit.verify(organizationId: grant.organizationId, in: $0) }
         return JSONResponse(result)
     }

@@ -17,15 +17,11 @@ extension UsersService {
     func addSiteRoutes(to router: some RouterMethods<HeraldRequestContext>) {
         router.get("organizations/:orgId/sites", use: listSites)
         router.post("organizations/:orgId/sites", use: createSite)
-        router.get("sites/:siteId", use: getSite)
-        router.patch("sites/:siteId", use: updateSite)
-        router.delete("sites/:siteId", use: deleteSite)
-        router.post("sites/:siteId/keys/rotate", use: rotateSiteKeys)
-    }
-
-    func siteAccess(_ context: HeraldRequestContext, _ permission: Permission) async throws -> SiteAccess {
-        let id = try context.uuidParameter("siteId", resource: "Site")
-        return try await access.site(id, permission, context: context)
+        let site = router.group("sites/:siteId")
+        site.get(use: getSite)
+        site.patch(use: updateSite)
+        site.delete(use: deleteSite)
+        site.post("keys/rotate", use: rotateSiteKeys)
     }
 
     static func newKeys() -> (publicKey: String, secretKey: String) {
@@ -40,14 +36,14 @@ extension UsersService {
     }
 
     @Sendable func listSites(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<SiteBody>> {
-        let grant = try await organizationAccess(context, .sitesRead)
+        let grant = try await access.organization(from: context, .sitesRead)
         let list = try await database.transaction(grant.scope) { try await sites.list(organizationId: grant.organizationId, in: $0) }
         return JSONResponse(Page(items: list.map { SiteBody($0, publicBaseURL: publicBaseURL) }))
     }
 
     @Sendable func createSite(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<SiteBody> {
-        let grant = try await organizationAccess(context, .sitesManage)
-        let body = try await request.decodeJSON(as: SiteRequest.self, context: context)
+        let grant = try await access.organization(from: context, .sitesManage)
+        let body = try await BodyReader(request: request, context: context).decode(as: SiteRequest.self)
         var validator = Validator()
         let name = validator.requireText(body.name, field: "name", maxLength: 100)
         let domain = SiteDomain.validate(body.domain, field: "domain", into: &validator) ?? ""
@@ -90,14 +86,14 @@ extension UsersService {
     }
 
     @Sendable func getSite(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<SiteBody> {
-        let grant = try await siteAccess(context, .sitesRead)
+        let grant = try await access.site(from: context, .sitesRead)
         let site = try await database.transaction(grant.scope) { try await loadSite(grant, in: $0) }
         return JSONResponse(SiteBody(site, publicBaseURL: publicBaseURL))
     }
 
     @Sendable func updateSite(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<SiteBody> {
-        let grant = try await siteAccess(context, .sitesManage)
-        let body = try await request.decodeJSON(as: SiteRequest.self, context: context)
+        let grant = try await access.site(from: context, .sitesManage)
+        let body = try await BodyReader(request: request, context: context).decode(as: SiteRequest.self)
         var validator = Validator()
         let name = validator.optionalText(body.name, field: "name", maxLength: 100)
         let domain = body.domain == nil ? nil : SiteDomain.validate(body.domain, field: "domain", into: &validator)
@@ -137,7 +133,7 @@ extension UsersService {
     }
 
     @Sendable func deleteSite(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        let grant = try await siteAccess(context, .sitesManage)
+        let grant = try await access.site(from: context, .sitesManage)
         let now = Date()
         let meta = RequestMeta(request: request, context: context)
         try await write(grant.scope) { tx in
@@ -163,7 +159,7 @@ extension UsersService {
     /// Replaces the site's secret key; the old one stops working at once. The widget's public key is kept,
     /// so pages that embed the site need no change.
     @Sendable func rotateSiteKeys(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<SiteBody> {
-        let grant = try await siteAccess(context, .siteKeysRotate)
+        let grant = try await access.site(from: context, .siteKeysRotate)
         let now = Date()
         let secretKey = Self.newKeys().secretKey
         let meta = RequestMeta(request: request, context: context)

@@ -30,7 +30,7 @@ public struct UsersService: HeraldModule {
     let organizations: OrganizationStore
     let invitations: InvitationStore
     let sites = SiteStore()
-    let audit = AuditLog()
+    let audit = AuditLogStore()
 
     /// How long an invitation can be accepted.
     static let invitationLifetime: TimeInterval = 7 * 86_400
@@ -69,6 +69,9 @@ public struct UsersService: HeraldModule {
     public static func directory(database: any Database, policy: SessionPolicy) -> any AccessDirectory {
         UsersDirectory(database: database, sessions: SessionStore(policy: policy))
     }
+
+    /// Appends the changes other services audit to the audit log.
+    public var consumers: [any EventConsumer] { [AuditConsumer()] }
 
     /// Adds the service's routes.
     public func addRoutes(to router: some RouterMethods<HeraldRequestContext>) {
@@ -127,15 +130,6 @@ public struct UsersDirectory: AccessDirectory {
     }
 }
 
-extension OrganizationStore {
-    static func role(of userId: UUID, in organizationId: UUID, tx: any SQLExecutor) async throws -> Role? {
-        let row = try await tx.queryFirst(
-            "SELECT role FROM \(UsersTables.memberships) WHERE organization_id = \(organizationId) AND user_id = \(userId)"
-        )
-        return try row.flatMap { Role(rawValue: try $0.get("role", as: String.self)) }
-    }
-}
-
 /// Slows and then refuses repeated failed sign-ins, per account and per client address.
 struct LoginThrottle: Sendable {
     let limiter: any RateLimiter
@@ -176,3 +170,22 @@ struct LoginThrottle: Sendable {
         await limiter.reset(accountKey(emailIndex))
     }
 }
+
+extension UsersService {
+    /// Versioned migrations, one list per dialect. Never edit a migration that has landed; append a new one.
+    ///
+    /// Tenant-scoped tables (organizations, memberships, invitations, sites, audit logs) carry row-level security
+    /// policies in PostgreSQL, forced on the table owner, keyed on `herald.org_id` / `herald.user_id` which
+    /// Herald sets per transaction. Without them a query sees no rows. Routing tables (`site_directory`,
+    /// `invitation_tokens`) hold only identifiers and hashes, so keys can be resolved before the tenant is known.
+    public static let migrations = MigrationSet(
+        owner: "users",
+        migrations: [
+            UsersMigrations.v1,
+            UsersMigrations.v2,
+        ]
+    )
+}
+
+/// The service's migrations, one file each under `Migrations/`.
+enum UsersMigrations {}

@@ -61,6 +61,8 @@ struct TestEnvironment: Sendable {
         config.port = port
         config.dataDirectory = dataDirectory
         config.databaseURL = databaseURL
+        // Every test runs its own application at once: small pools keep the server under max_connections.
+        config.databasePoolSize = 6
         config.bcryptCost = 4
         config.eventPollInterval = .milliseconds(100)
         config.publicURL = "http://herald.test"

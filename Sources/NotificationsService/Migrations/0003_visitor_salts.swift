@@ -7,7 +7,7 @@ extension NotificationsMigrations {
         name: "visitor salts",
         statements: [
             .createTable(
-                NotificationTables.visitorSalts,
+                NotificationsTables.visitorSalts,
                 columns: [Column("day", .integer), Column("salt", .bytes), Column("created_at", .timestamp)],
                 primaryKey: ["day"], tenantIsolated: false
             )

@@ -1,7 +1,7 @@
 import HeraldStorage
 
 /// The Integrations service's tables (PostgreSQL schema `integrations`).
-enum IntegrationTables {
+enum IntegrationsTables {
     /// Responses to requests that carried an `Idempotency-Key`, kept 24 hours.
     static let idempotencyKeys = Table("integrations", "idempotency_keys")
     static let integrations = Table("integrations", "integrations")
@@ -21,25 +21,4 @@ enum IntegrationTables {
     static let webhookAttempts = Table("integrations", "webhook_attempts")
     /// Due outbound messages across tenants: ids and times only, for the dispatcher.
     static let webhookQueue = Table("integrations", "webhook_queue")
-}
-
-extension IntegrationsService {
-    public static let migrations = MigrationSet(
-        owner: "integrations",
-        migrations: [
-            IntegrationsMigrations.v1,
-            IntegrationsMigrations.v2,
-            IntegrationsMigrations.v3,
-        ]
-    )
-
-}
-
-/// The service's migrations, one file each under `Migrations/`.
-enum IntegrationsMigrations {
-    /// Tenant tables whose row-level security policy was written before `tenancy.current_organization()`.
-    static let landedTenantTables: [Table] = [
-        IntegrationTables.idempotencyKeys, IntegrationTables.integrations, IntegrationTables.inboundDeliveries, IntegrationTables.sourceRecords,
-        IntegrationTables.imports, IntegrationTables.webhookEndpoints, IntegrationTables.webhookMessages, IntegrationTables.webhookAttempts,
-    ]
 }

@@ -1,0 +1,16 @@
+import HeraldStorage
+
+/// The Users service's tables. In PostgreSQL they live in the `users` schema; nothing else reads them.
+enum UsersTables {
+    static let accounts = Table("users", "accounts")
+    static let sessions = Table("users", "sessions")
+    static let refreshTokens = Table("users", "refresh_tokens")
+    static let organizations = Table("users", "organizations")
+    static let memberships = Table("users", "memberships")
+    static let invitations = Table("users", "invitations")
+    static let invitationTokens = Table("users", "invitation_tokens")
+    static let sites = Table("users", "sites")
+    static let siteDirectory = Table("users", "site_directory")
+    static let auditLogs = Table("users", "audit_logs")
+    static let auditChains = Table("users", "audit_chains")
+}
