@@ -47,7 +47,7 @@ let package = Package(
             name: "HeraldApp",
             dependencies: [
                 "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldModules", "HeraldMail",
-                "HeraldObjectStore", "UsersService", "NotificationsService", "AnalyticsService", "IntegrationsService",
+                "HeraldObjectStore", "UsersService", "NotificationsService", "AnalyticsService", "IntegrationsService", "BillingService",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -220,8 +220,17 @@ let package = Package(
         .target(
             name: "BillingService",
             dependencies: [
-                "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP",
+                "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldHTTP", "HeraldSecurity",
+                "HeraldMail",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -248,7 +257,7 @@ let package = Package(
             name: "HeraldTests",
             dependencies: [
                 "HeraldApp", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
-                "NotificationsService", "IntegrationsService", "AnalyticsService", "HeraldContracts",
+                "NotificationsService", "IntegrationsService", "AnalyticsService", "BillingService", "HeraldContracts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -34,6 +34,7 @@ def test_undocumented_methods_are_405_with_allow(herald):
 
 
 CONFIG = os.path.join(os.path.dirname(__file__), "schemathesis.toml")
+OPERATOR_TOKEN = "fuzz-operator-token-0123456789abcdef"
 
 
 @pytest.fixture
@@ -44,6 +45,9 @@ def fuzzed(store):
         "HERALD_SHOPIFY_API_KEY": "fuzz-app", "HERALD_SHOPIFY_API_SECRET": "shpss_" + "f" * 32,
         # Reports reach their real logic instead of the per-site budget's 429 (which the document also describes).
         "HERALD_ANALYTICS_QUERIES_PER_MINUTE": "1000",
+        # The operator endpoints exist only with an operator token. Stripe stays unconfigured: plans change without
+        # billing, and the Stripe webhook answers 404 (documented).
+        "HERALD_OPERATOR_TOKEN": OPERATOR_TOKEN,
     }).start()
     yield server
     server.stop()
@@ -96,6 +100,9 @@ def build_world(herald):
     spare_report = call("POST", f"/sites/{sid}/analytics/scheduled-reports", 201, json={
         "name": "Spare", "frequency": "daily", "recipients": ["spare@example.com"]})
     export = call("POST", f"/sites/{sid}/analytics/export", 202, json={"report": "summary", "format": "csv"})
+    # A new organization is on trial; its request waits in the operator's queue for approveTrialExtension and
+    # refuseTrialExtension.
+    extension = call("POST", f"/sites/{sid}/subscription/trial-extensions", 202, json={"days": 7, "reason": "Fuzzing"})
     assert wait_for(lambda: call("GET", f"/sites/{sid}/analytics/exports/{export['id']}", 200)["status"] == "succeeded", timeout=30)
     messages = wait_for(lambda: call("GET", f"/sites/{sid}/webhooks/{endpoint['id']}/deliveries", 200)["items"])
     assert messages, "the activity never produced an outbound delivery"
@@ -118,6 +125,7 @@ def build_world(herald):
         "FUZZ_ENDPOINT_ID": endpoint["id"], "FUZZ_SPARE_ENDPOINT_ID": spare_endpoint["id"],
         "FUZZ_MESSAGE_ID": messages[0]["id"], "FUZZ_SPARE_HOOK_ID": hook["id"],
         "FUZZ_REPORT_ID": report["id"], "FUZZ_SPARE_REPORT_ID": spare_report["id"], "FUZZ_EXPORT_ID": export["id"],
+        "FUZZ_EXTENSION_ID": extension["id"], "FUZZ_OPERATOR_TOKEN": OPERATOR_TOKEN,
     }
 
 

@@ -1,4 +1,5 @@
 import AnalyticsService
+import BillingService
 import Foundation
 import HeraldCore
 import HeraldMail
@@ -67,6 +68,8 @@ public struct HeraldConfiguration: Sendable {
     public var integrationOptions = IntegrationsService.Options()
     /// Retention and report limits (HERALD_ANALYTICS_*).
     public var analyticsOptions = AnalyticsService.Options()
+    /// Plans, quotas, Stripe and the operator token (HERALD_BILLING_*, HERALD_STRIPE_*, HERALD_OPERATOR_TOKEN).
+    public var billingOptions = BillingService.Options()
     /// Outgoing mail (HERALD_MAIL_URL, HERALD_MAIL_FROM, HERALD_SENDGRID_*): disabled unless configured.
     public var mail = MailConfiguration(transport: .disabled, from: nil)
     /// How often event consumers poll when not woken by a local commit.
@@ -169,6 +172,7 @@ public struct HeraldConfiguration: Sendable {
             config.integrationOptions.retryPolicy.disableAfter = value
         }
         try readAnalytics(environment, into: &config.analyticsOptions)
+        try readBilling(environment, into: &config.billingOptions)
         do {
             config.mail = try MailConfiguration.fromEnvironment(environment)
         } catch {

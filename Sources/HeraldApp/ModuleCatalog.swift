@@ -1,4 +1,5 @@
 import AnalyticsService
+import BillingService
 import Foundation
 import HeraldEvents
 import HeraldHTTP
@@ -70,6 +71,14 @@ enum ModuleCatalog {
             return IntegrationsService(
                 database: env.database, bus: env.bus, access: env.access, cipher: env.cipher, limiter: env.rateLimiter,
                 options: options, logger: env.logger
+            )
+        },
+        ModuleEntry(BillingService.self) { env in
+            var options = env.config.billingOptions
+            options.mail = env.mail
+            options.mailFrom = env.config.mail.from
+            return BillingService(
+                database: env.database, bus: env.bus, access: env.access, cipher: env.cipher, options: options, logger: env.logger
             )
         },
     ]

@@ -37,6 +37,7 @@ public struct WebhookRetryPolicy: Sendable {
 enum OutboundEvents {
     static let types: [String] = [
         ActivityCaptured.eventType, NotificationPublished.eventType, NotificationPaused.eventType, WebhookEndpointDisabled.eventType,
+        UsageThresholdReached.eventType, SubscriptionChanged.eventType,
     ]
 
     /// The public projection of an event: never an encrypted or personal field that is not meant for the customer's systems.

@@ -11,15 +11,23 @@ struct OutboundFanout: EventConsumer {
     let dispatcher: WebhookDispatcher
 
     func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {
-        guard let siteId = event.siteId, let organizationId = event.organizationId else { return }
-        let targets = try await endpoints.list(siteId: siteId, in: tx).filter { $0.status == "enabled" && $0.eventTypes.contains(event.type) }
+        guard let organizationId = event.organizationId else { return }
+        // A site's event goes to that site's endpoints; an organization's (billing) to every site's.
+        let candidates =
+            if let siteId = event.siteId {
+                try await endpoints.list(siteId: siteId, in: tx)
+            } else {
+                try await endpoints.list(organizationId: organizationId, in: tx)
+            }
+        let targets = candidates.filter { $0.status == "enabled" && $0.eventTypes.contains(event.type) }
         guard !targets.isEmpty else { return }
         let payload = try OutboundEvents.payload(for: event)
         let now = Date()
         for endpoint in targets {
             let id = OutboundEvents.messageId(endpoint: endpoint.id, event: event.id)
             let inserted = try await messages.insert(
-                id, endpointId: endpoint.id, siteId: siteId, organizationId: organizationId, event: event, payload: payload, now: now, in: tx
+                id, endpointId: endpoint.id, siteId: endpoint.siteId, organizationId: organizationId, event: event, payload: payload, now: now,
+                in: tx
             )
             if inserted { try await messages.enqueue(id, organizationId: organizationId, at: now, in: tx) }
         }

@@ -11,6 +11,9 @@ struct FeedDocument: Encodable, Sendable {
     var generatedAt: Int64
     var timezone: String
     var notifications: [FeedNotification]
+    /// Billing paused the organization's popups (`quota`: the plan's hard limit; `payment`: an unpaid invoice past
+    /// its grace period). The feed is then empty and the widget shows nothing, without an error on the page.
+    @Nullable var paused: String? = nil
 }
 
 struct FeedNotification: Encodable, Sendable {
@@ -60,10 +63,15 @@ struct FeedBuilder: Sendable {
     let templates = TemplateStore()
     let activities = ActivityStore()
     let sites = SiteStore()
+    let holds = DeliveryHoldStore()
     static let itemsPerNotification = 20
 
     func build(siteId: UUID, in tx: any SQLExecutor, now: Date = Date()) async throws -> FeedDocument? {
         guard let site = try await sites.find(siteId, in: tx) else { return nil }
+        if let hold = try await holds.find(organizationId: site.organizationId, in: tx), hold.paused {
+            return FeedDocument(
+                siteId: siteId, generatedAt: now.unixMilliseconds, timezone: site.timezone, notifications: [], paused: hold.reason ?? "billing")
+        }
         let published = try await notifications.published(siteId: siteId, in: tx)
         let maxAge = published.filter { $0.type == .recentActivity }.map(\.settings.hideOlderThanDays).max() ?? 0
         let recent =

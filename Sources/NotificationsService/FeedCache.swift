@@ -123,6 +123,12 @@ actor FeedCache {
         return entry
     }
 
+    /// Drops the feeds of every site of an organization (a billing decision covers them all).
+    func invalidate(organizationId: UUID) {
+        let siteIds = shared.withLock { $0.entries.values.filter { $0.organizationId == organizationId }.map(\.siteId) }
+        for siteId in siteIds { invalidate(siteId: siteId, reason: .notificationsChanged) }
+    }
+
     /// Drops a site's feed; for a new activity, also schedules a push to open pages.
     func invalidate(siteId: UUID, reason: Reason) {
         shared.withLock { $0.entries[siteId] = nil }

@@ -237,6 +237,14 @@ extension NotificationsService {
         let result = try await write(grant) { tx -> NotificationBody in
             var notification = try await loadNotification(grant, context, in: tx)
             guard notification.status != status else { return try await body(notification, in: tx) }
+            if status == .published, let limit = try await holds.find(organizationId: grant.organizationId, in: tx)?.maxActiveCampaigns,
+                try await holds.publishedCount(organizationId: grant.organizationId, in: tx) >= limit
+            {
+                throw HeraldError(
+                    status: 409, slug: "campaign-quota", title: "Active campaign quota reached",
+                    detail: "The organization's plan allows \(limit) published notifications at once; pause one or upgrade the plan first."
+                )
+            }
             let now = Date()
             notification.status = status
             notification.updatedAt = now

@@ -27,6 +27,7 @@ public struct NotificationsService: HeraldModule {
     let options: Options
     let notifications = NotificationStore()
     let templates = TemplateStore()
+    let holds = DeliveryHoldStore()
     let sites = SiteStore()
     let activities = ActivityStore()
 
@@ -76,7 +77,7 @@ public struct NotificationsService: HeraldModule {
 
     /// The event consumers this service runs.
     public var consumers: [any EventConsumer] {
-        [SiteDirectoryConsumer(feeds: feeds), ActivityConsumer(feeds: feeds)]
+        [SiteDirectoryConsumer(feeds: feeds), ActivityConsumer(feeds: feeds), DeliveryHoldConsumer(feeds: feeds)]
     }
 
     /// Long-running parts: live-stream keep-alives and shutdown, presence pruning.
@@ -105,6 +106,7 @@ extension NotificationsService {
             NotificationsMigrations.v1,
             NotificationsMigrations.v2,
             NotificationsMigrations.v3,
+            NotificationsMigrations.v4,
         ]
     )
 }

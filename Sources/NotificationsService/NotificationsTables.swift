@@ -14,4 +14,6 @@ enum NotificationsTables {
     static let abTestVariants = Table("notifications", "ab_test_variants")
     /// One random salt per site-local day for visitor pseudonyms; deleted two days later.
     static let visitorSalts = Table("notifications", "visitor_salts")
+    /// Billing's decision per organization: popups paused (quota or payment) and the active-campaign limit.
+    static let deliveryHolds = Table("notifications", "delivery_holds")
 }

@@ -30,6 +30,28 @@ public struct PrivacySettings: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case names, location }
 }
 
+/// Keeps Billing's delivery decisions: a paused organization's feeds carry no notifications (and say why), and
+/// publishing past the plan's active-campaign quota is refused.
+struct DeliveryHoldConsumer: EventConsumer {
+    let group = "notifications.delivery"
+    let eventTypes: Set<String> = [DeliveryStatusChanged.eventType]
+    let feeds: FeedCache
+    let holds = DeliveryHoldStore()
+
+    func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {
+        let change = try event.decode(DeliveryStatusChanged.self)
+        try await holds.apply(
+            organizationId: change.organizationId,
+            DeliveryHold(paused: change.paused, reason: change.reason, maxActiveCampaigns: change.maxActiveCampaigns), decidedAt: change.decidedAt,
+            in: tx
+        )
+    }
+
+    func didCommit(_ event: EventEnvelope) async {
+        if let organizationId = event.organizationId { await feeds.invalidate(organizationId: organizationId) }
+    }
+}
+
 /// Keeps the service's copy of sites in step with the Users service's site events.
 struct SiteDirectoryConsumer: EventConsumer {
     let group = "notifications.sites"

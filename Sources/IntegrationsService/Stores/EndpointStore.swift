@@ -83,6 +83,11 @@ struct EndpointStore: Sendable {
         return try await tx.query("SELECT * FROM \(T.webhookEndpoints) WHERE site_id = \(siteId) \(filter) ORDER BY created_at, id").map(decode)
     }
 
+    /// Every endpoint of an organization's sites, for events about the organization as a whole (billing).
+    func list(organizationId: UUID, in tx: any SQLExecutor) async throws -> [WebhookEndpoint] {
+        try await tx.query("SELECT * FROM \(T.webhookEndpoints) WHERE organization_id = \(organizationId) ORDER BY created_at, id").map(decode)
+    }
+
     func decode(_ row: SQLRow) throws -> WebhookEndpoint {
         let id: UUID = try row.get("id")
         let typesText: String = try row.get("event_types")
