@@ -216,6 +216,7 @@ extension BillingService {
                         }
                     }
                 }
+                if let email, account.stripeCustomerId != nil { try await sync.updateEmail(email, customer: customer) }
                 if let paymentMethod { try await sync.attachPaymentMethod(paymentMethod, customer: customer) }
                 let changeKey = String(Int64(account.updatedAt.timeIntervalSince1970 * 1000))
                 if let subscription = account.stripeSubscriptionId, let item = account.stripeItemId {
@@ -254,6 +255,9 @@ extension BillingService {
                 account.status = .active
                 account.trialEndsAt = nil
                 if let applied {
+                    // Stripe's answer is at least as new as any webhook snapshot sent before it (same second included):
+                    // those arriving late must not undo the change.
+                    account.stripeSyncedAt = max(account.stripeSyncedAt, Int64(now.timeIntervalSince1970) + 1)
                     account.stripeSubscriptionId = applied.id
                     account.stripeItemId = applied.itemId ?? account.stripeItemId
                     account.stripePlanId = applied.planId ?? StripeSync.stripePlanId(target.id, targetInterval)

@@ -41,6 +41,11 @@ struct StripeSync: Sendable {
         return id
     }
 
+    /// Sets the customer's billing email (Stripe sends receipts and invoices there).
+    func updateEmail(_ email: String, customer: String) async throws {
+        _ = try await client.post("/v1/customers/\(customer)", form: [("email", email)], idempotencyKey: "herald-email-\(customer)-\(email)")
+    }
+
     /// Attaches a payment method (`pm_…`) and makes it the customer's default.
     func attachPaymentMethod(_ paymentMethod: String, customer: String) async throws {
         let attached = try await client.post(
