@@ -175,14 +175,6 @@ struct InvoiceBody: Encodable, Sendable {
     }
 }
 
-struct InvoiceListBody: Encodable, Sendable {
-    var items: [InvoiceBody]
-    /// Pass as `before` for the next page; null on the last.
-    @Nullable var nextBefore: Date?
-    /// `stripe` when the list was just refreshed from Stripe, `local` when Stripe is not configured or unreachable.
-    var source: String
-}
-
 struct TrialExtensionBody: Encodable, Sendable {
     var id: UUID
     var organizationId: UUID
@@ -207,8 +199,4 @@ struct TrialExtensionBody: Encodable, Sendable {
         createdAt = record.createdAt
         decidedAt = record.decidedAt
     }
-}
-
-struct ListBody<Item: Encodable & Sendable>: Encodable, Sendable {
-    var items: [Item]
 }
