@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldSecurity
 
 /// A plan as the API shows it.
 struct PlanBody: Codable, Sendable, Equatable {

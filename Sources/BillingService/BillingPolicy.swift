@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldSecurity
 
 /// The rules of billing, pure functions of an account, the catalogue and the time: periods, trials, plan changes,
 /// thresholds, the hard limit and grace periods. The service applies them in transactions; tests call them directly.
@@ -142,13 +143,5 @@ public struct BillingPolicy: Sendable {
         let remaining = max(0, min(1, account.periodEnd.timeIntervalSince(now) / length))
         let difference = Double(target.price(targetInterval) - current.price(currentInterval))
         return Int64((difference * remaining).rounded())
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as `TimeInterval`.
-    var seconds: TimeInterval {
-        let parts = components
-        return TimeInterval(parts.seconds) + TimeInterval(parts.attoseconds) / 1e18
     }
 }

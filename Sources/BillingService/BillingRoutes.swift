@@ -342,9 +342,10 @@ extension BillingService {
         guard let expected = options.operatorToken, !expected.isEmpty else { throw HeraldError.notFound("Page") }
         let header = request.headers[.authorization] ?? ""
         let presented = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
-        let a = SHA256.hash(data: Data(presented.utf8))
-        let b = SHA256.hash(data: Data(expected.utf8))
-        guard Array(a) == Array(b), !presented.isEmpty else {
+        // Hashing first makes the comparison independent of the tokens' lengths.
+        let matches = SecretToken.constantTimeEquals(
+            Array(SHA256.hash(data: Data(presented.utf8))), Array(SHA256.hash(data: Data(expected.utf8))))
+        guard matches, !presented.isEmpty else {
             throw HeraldError.unauthorized("The operator token (HERALD_OPERATOR_TOKEN) is required: 'Authorization: Bearer <token>'.")
         }
         return "operator"

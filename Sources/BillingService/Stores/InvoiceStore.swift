@@ -53,6 +53,10 @@ struct InvoiceStore: Sendable {
         ).map(Self.invoice)
     }
 
+    func find(_ id: String, in tx: any SQLExecutor) async throws -> InvoiceRecord? {
+        try await tx.queryFirst("SELECT * FROM \(T.invoices) WHERE id = \(id)").map(Self.invoice)
+    }
+
     /// Records a Stripe event id; false when it was applied before.
     func markStripeEvent(_ id: String, type: String, at: Date, in tx: any SQLExecutor) async throws -> Bool {
         !(try await tx.query(

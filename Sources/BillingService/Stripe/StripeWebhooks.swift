@@ -81,7 +81,7 @@ enum StripeSignature {
         var content = Data("\(timestamp).".utf8)
         content.append(contentsOf: body)
         let mac = HMAC<SHA256>.authenticationCode(for: content, using: SymmetricKey(data: Data(secret.utf8)))
-        return "t=\(timestamp),v1=" + Array(mac).map { String(format: "%02x", $0) }.joined()
+        return "t=\(timestamp),v1=" + Array(mac).hexString
     }
 }
 
@@ -201,7 +201,7 @@ extension BillingService {
             }
             if paid { invoice.status = "paid" }
             paid = paid || invoice.status == "paid"
-            let existing = try await invoices.list(organizationId: organizationId, limit: 1_000, before: nil, in: tx).first { $0.id == invoice.id }
+            let existing = try await invoices.find(invoice.id, in: tx)
             try await invoices.upsert(invoice, in: tx)
             let alreadyPaid = existing?.status == "paid"
             if paid {
