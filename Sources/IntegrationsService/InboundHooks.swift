@@ -23,11 +23,6 @@ public struct IntegrationDeliveryReceived: DomainEvent {
     public var payloadEncrypted: String
 }
 
-struct HookAnswer: Codable, Sendable {
-    var deliveryId: UUID
-    var status: String
-}
-
 extension IntegrationsService {
     static let maxHookBody = 1024 * 1024
 

@@ -8,50 +8,6 @@ import HeraldSecurity
 import HeraldStorage
 import Hummingbird
 
-struct IntegrationBody: Encodable, Sendable {
-    struct Credentials: Encodable, Sendable {
-        /// The last characters of each stored credential: enough to recognise it.
-        var webhookSecret: String?
-        var accessToken: String?
-        var consumerKey: String?
-        var consumerSecret: String?
-    }
-
-    var id: UUID
-    var siteId: UUID
-    var type: IntegrationType
-    var name: String
-    /// `active` or `disabled`.
-    var status: String
-    var config: IntegrationConfig
-    var credentials: Credentials
-    /// Where the source sends its webhooks (not for Zapier).
-    var webhookUrl: String?
-    var health: Integration.Health
-    var createdAt: Date
-    var updatedAt: Date
-    /// The generic webhook's signing secret: returned once, when the integration is created.
-    var webhookSecret: String?
-
-    init(_ integration: Integration, health: Integration.Health, baseURL: String, revealSecret: Bool = false) {
-        id = integration.id
-        siteId = integration.siteId
-        type = integration.type
-        name = integration.name
-        status = integration.status
-        config = integration.config
-        credentials = Credentials(
-            webhookSecret: hint(integration.secrets.webhookSecret), accessToken: hint(integration.secrets.accessToken),
-            consumerKey: hint(integration.secrets.consumerKey), consumerSecret: hint(integration.secrets.consumerSecret)
-        )
-        webhookUrl = integration.type == .zapier ? nil : "\(baseURL)/hooks/\(integration.secrets.hookToken)"
-        self.health = health
-        createdAt = integration.createdAt
-        updatedAt = integration.updatedAt
-        webhookSecret = revealSecret ? integration.secrets.webhookSecret : nil
-    }
-}
-
 extension IntegrationsService {
     func addIntegrationRoutes(to router: some RouterMethods<HeraldRequestContext>) {
         let site = router.group("sites/:siteId/integrations")

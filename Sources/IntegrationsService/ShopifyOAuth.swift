@@ -49,18 +49,6 @@ public struct ShopifyApp: Sendable {
     }
 }
 
-struct AuthorizeBody: Encodable, Sendable {
-    var authorizeUrl: String
-    var expiresAt: Date
-}
-
-struct ConnectedBody: Encodable, Sendable {
-    var status: String
-    var integrationId: UUID
-    var shopDomain: String
-    var scope: String?
-}
-
 extension IntegrationsService {
     static let stateLifetime: TimeInterval = 600
 

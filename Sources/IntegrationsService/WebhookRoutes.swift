@@ -8,42 +8,6 @@ import HeraldSecurity
 import HeraldStorage
 import Hummingbird
 
-struct EndpointBody: Encodable, Sendable {
-    var id: UUID
-    var siteId: UUID
-    var url: String
-    var description: String?
-    var eventTypes: [String]
-    /// `enabled` or `disabled`.
-    var status: String
-    var disabledReason: String?
-    var createdAt: Date
-    var updatedAt: Date
-    /// The `whsec_` signing secret: returned when the endpoint is created and when its secret is rotated.
-    var secret: String?
-    /// Until when the previous secret also signs, after a rotation.
-    var previousSecretExpiresAt: Date?
-
-    init(_ endpoint: WebhookEndpoint, secret: String? = nil) {
-        id = endpoint.id
-        siteId = endpoint.siteId
-        url = endpoint.url
-        description = endpoint.description
-        eventTypes = endpoint.eventTypes
-        status = endpoint.status
-        disabledReason = endpoint.disabledReason
-        createdAt = endpoint.createdAt
-        updatedAt = endpoint.updatedAt
-        self.secret = secret
-        previousSecretExpiresAt = endpoint.secrets.compactMap(\.expiresAt).filter { $0 > Date() }.max()
-    }
-}
-
-struct ResendBody: Encodable, Sendable {
-    var id: String
-    var status: String
-}
-
 extension IntegrationsService {
     static let rotationOverlap: TimeInterval = 86_400
 

@@ -8,15 +8,6 @@ import HeraldSecurity
 import HeraldStorage
 import Hummingbird
 
-struct ZapierMe: Encodable, Sendable {
-    var siteId: UUID
-    var organizationId: UUID
-}
-
-struct ZapierHook: Encodable, Sendable {
-    var id: UUID
-}
-
 /// Zapier's REST hooks. A Zap authenticates with the site's secret key (`Authorization: Bearer sk_…`),
 /// subscribes a hook URL to an event, and can create activities.
 extension IntegrationsService {

@@ -8,52 +8,6 @@ import HeraldStorage
 import Hummingbird
 import NIOCore
 
-/// An export as the API shows it.
-struct ExportBody: Encodable, Sendable {
-    var id: UUID
-    var siteId: UUID
-    var report: String
-    var format: String
-    var parameters: [String: String]
-    var status: String
-    var progress: Double
-    var rows: Int
-    var bytes: Int
-    @Nullable var fileName: String? = nil
-    @Nullable var error: String? = nil
-    var createdAt: Date
-    @Nullable var startedAt: Date? = nil
-    @Nullable var finishedAt: Date? = nil
-    var expiresAt: Date
-    /// Where to poll, and where to download the file once `status` is `succeeded`.
-    var links: Links
-
-    struct Links: Encodable, Sendable {
-        var `self`: String
-        @Nullable var download: String? = nil
-    }
-
-    init(_ record: ExportRecord) {
-        id = record.id
-        siteId = record.siteId
-        report = record.report
-        format = record.format
-        parameters = record.parameters
-        status = record.status
-        progress = (record.progress * 1000).rounded() / 1000
-        rows = record.rows
-        bytes = record.bytes
-        fileName = record.fileName
-        error = record.error
-        createdAt = record.createdAt
-        startedAt = record.startedAt
-        finishedAt = record.finishedAt
-        expiresAt = record.expiresAt
-        let base = "/sites/\(record.siteId.lowercased)/analytics/exports/\(record.id.lowercased)"
-        links = Links(self: base, download: record.status == "succeeded" ? base + "/download" : nil)
-    }
-}
-
 extension AnalyticsService {
     /// What an export may contain: any report, or the raw events themselves.
     static let exportReports = ReportKind.allCases.map(\.rawValue) + ["events"]
