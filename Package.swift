@@ -124,6 +124,7 @@ let package = Package(
             dependencies: [
                 "HeraldContracts", "HeraldCore", "HeraldEvents", "HeraldHTTP", "HeraldStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -105,6 +105,8 @@ public struct AnalyticsService: HeraldModule {
 
     public var consumers: [any EventConsumer] { [BeaconIngest(steps: steps), CatalogConsumer()] }
 
+    public var storageFootprint: StorageFootprint? { AnalyticsTables.footprint }
+
     public var services: [any Service] { [worker] + (shipper.map { [$0] } ?? []) }
 
     public func addRoutes(to router: some RouterMethods<HeraldRequestContext>) {

@@ -41,4 +41,14 @@ enum AnalyticsTables {
     static let jobs = Table("analytics", "jobs")
     /// How far raw events were shipped to ClickHouse.
     static let shipping = Table("analytics", "shipping")
+
+    /// What Billing meters as an organization's analytics storage: its raw events, by far the largest table (rollups
+    /// are bounded by their retention).
+    static let footprint = StorageFootprint([
+        .init(
+            events, key: "organization_id", directory: tenants,
+            variableColumns: ["type", "visitor", "session", "path", "referrer", "utm_source", "utm_medium", "utm_campaign", "device", "country", "goal", "touches"],
+            fixedBytesPerRow: 300
+        )
+    ])
 }

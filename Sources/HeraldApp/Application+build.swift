@@ -106,14 +106,21 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
 
     // Modules are built only when selected: some own clients or caches that must not exist otherwise.
     var consumers: [any EventConsumer] = []
+    var footprints: [(service: String, footprint: StorageFootprint)] = []
     for entry in ModuleCatalog.all where config.services.contains(entry.name) {
         let module = entry.make(environment)
         module.addRoutes(to: router)
         consumers += module.consumers
         services += module.services
+        if let footprint = module.storageFootprint { footprints.append((entry.name.rawValue, footprint)) }
     }
     services += consumers.map { bus.consumerService(for: $0) }
     services += bus.maintenanceServices()
+    services.append(
+        StorageReporter(
+            database: database, bus: bus, footprints: footprints, interval: config.storageReportInterval, started: started, logger: logger
+        )
+    )
 
     return Composition(router: router, services: services, migrator: migrator, started: started)
 }

@@ -74,6 +74,8 @@ public struct HeraldConfiguration: Sendable {
     public var mail = MailConfiguration(transport: .disabled, from: nil)
     /// How often event consumers poll when not woken by a local commit.
     public var eventPollInterval: Duration = .milliseconds(500)
+    /// How often each service reports its storage per organization to Billing (HERALD_STORAGE_REPORT_INTERVAL, seconds).
+    public var storageReportInterval: Duration = .seconds(3600)
 
     public init() {}
 
@@ -182,6 +184,12 @@ public struct HeraldConfiguration: Sendable {
         config.sessionPolicy.absoluteTimeout = try seconds(
             environment, "HERALD_SESSION_ABSOLUTE_TIMEOUT", default: config.sessionPolicy.absoluteTimeout
         )
+        if let text = environment["HERALD_STORAGE_REPORT_INTERVAL"], !text.isEmpty {
+            guard let seconds = Int(text), (1...86_400).contains(seconds) else {
+                throw ConfigurationError("HERALD_STORAGE_REPORT_INTERVAL must be a number of seconds from 1 to 86400 (default 3600)")
+            }
+            config.storageReportInterval = .seconds(seconds)
+        }
         return config
     }
 

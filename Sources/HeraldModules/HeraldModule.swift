@@ -18,9 +18,12 @@ public protocol HeraldModule: Sendable {
     var consumers: [any EventConsumer] { get }
     /// Other long-running parts (dispatchers, schedulers, caches' refreshers), started and stopped in order.
     var services: [any Service] { get }
+    /// The tenant tables whose size Billing meters as the organization's storage with this service.
+    var storageFootprint: StorageFootprint? { get }
 }
 
 extension HeraldModule {
     public var consumers: [any EventConsumer] { [] }
     public var services: [any Service] { [] }
+    public var storageFootprint: StorageFootprint? { nil }
 }

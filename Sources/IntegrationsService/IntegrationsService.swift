@@ -109,6 +109,8 @@ public struct IntegrationsService: HeraldModule {
     }
 
     /// The webhook dispatcher, and the HTTP client's shutdown.
+    public var storageFootprint: StorageFootprint? { IntegrationsTables.footprint }
+
     public var services: [any Service] {
         [HTTPClientCloser(http: http), dispatcher]
     }

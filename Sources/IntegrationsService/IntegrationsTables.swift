@@ -21,4 +21,12 @@ enum IntegrationsTables {
     static let webhookAttempts = Table("integrations", "webhook_attempts")
     /// Due outbound messages across tenants: ids and times only, for the dispatcher.
     static let webhookQueue = Table("integrations", "webhook_queue")
+
+    /// What Billing meters as an organization's storage with Integrations: the inbound deliveries of its integrations.
+    static let footprint = StorageFootprint([
+        .init(
+            inboundDeliveries, key: "integration_id", directory: hookRoutes, variableColumns: ["source_delivery_id", "topic", "status", "reason"],
+            fixedBytesPerRow: 200
+        )
+    ])
 }

@@ -81,6 +81,8 @@ public struct NotificationsService: HeraldModule {
     }
 
     /// Long-running parts: live-stream keep-alives and shutdown, presence pruning.
+    public var storageFootprint: StorageFootprint? { NotificationsTables.footprint }
+
     public var services: [any Service] {
         [LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence, hasher: hasher)]
     }

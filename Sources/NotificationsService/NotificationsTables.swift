@@ -16,4 +16,16 @@ enum NotificationsTables {
     static let visitorSalts = Table("notifications", "visitor_salts")
     /// Billing's decision per organization: popups paused (quota or payment) and the active-campaign limit.
     static let deliveryHolds = Table("notifications", "delivery_holds")
+
+    /// What Billing meters as an organization's storage with Notifications: the activity history, which grows.
+    static let footprint = StorageFootprint([
+        .init(
+            activities, key: "site_id", directory: siteKeys,
+            variableColumns: [
+                "type", "first_name", "city", "region", "country", "product_name", "product_url", "image_url", "last_name_encrypted",
+                "email_encrypted", "provenance",
+            ],
+            fixedBytesPerRow: 140
+        )
+    ])
 }

@@ -290,4 +290,46 @@ struct BillingAPITests {
             }
         }
     }
+
+    /// Storage is metered from what each service reports, per organization: one organization's events never count
+    /// against another's quota, and crossing the storage quota alerts like any other.
+    @Test(arguments: TestStore.available)
+    func storageIsMeteredFromWhatServicesReport(store: TestStore) async throws {
+        var catalog = Self.catalog()
+        catalog.plans = catalog.plans.map { plan in
+            var plan = plan
+            plan.quotas.storageBytes = 2_000
+            plan.quotas.impressionsPerMonth = 1_000
+            return plan
+        }
+        try await withApp(
+            store,
+            configure: { config in
+                config.billingOptions.policy = BillingPolicy(catalog: catalog)
+                config.storageReportInterval = .milliseconds(300)
+            }
+        ) { client, _ in
+            let busy = try await client.siteFixture()
+            let quiet = try await client.siteFixture()
+            func storage(_ fixture: SiteFixture) async throws -> [String: Any]? {
+                let usage = try await client.call(.get, "/sites/\(fixture.site)/usage", token: fixture.token)
+                return (usage.json["metrics"] as? [[String: Any]] ?? []).first { $0["metric"] as? String == "storageBytes" }
+            }
+            let notification = try await client.createNotification(busy, ["name": "Hello", "type": "announcement"])
+            try await sendImpressions(client, busy, notification: notification, count: 20, visitor: "visitor-a")
+            try await eventually("the busy organization's storage to pass its quota") {
+                ((try await storage(busy))?["usage"] as? Int ?? 0) > 2_400
+            }
+            let used = try #require(try await storage(busy))
+            #expect(used["quota"] as? Int == 2_000, "\(used)")
+            try await eventually("the storage alerts") {
+                let usage = try await client.call(.get, "/sites/\(busy.site)/usage", token: busy.token)
+                return (usage.json["alerts"] as? [[String: Any]])?.filter { $0["metric"] as? String == "storageBytes" }
+                    .compactMap { $0["threshold"] as? Int } == [80, 100, 120]
+            }
+            // The other organization holds no events: its storage is its own, and small.
+            let other = try #require(try await storage(quiet))
+            #expect((other["usage"] as? Int ?? -1) < 500, "\(other)")
+        }
+    }
 }
