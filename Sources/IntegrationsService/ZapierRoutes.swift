@@ -76,13 +76,13 @@ extension IntegrationsService {
     @Sendable func zapierSamples(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<[JSONValue]> {
         let site = try await access.siteOfKey(from: context, .contentRead)
         let event = context.parameters.get("event") ?? ""
-        guard let sample = Self.sample(event, siteId: site.siteId) else {
+        guard let sample = Self.sample(event, siteId: site.siteId, organizationId: site.organizationId) else {
             throw HeraldError.notFound("Trigger \(event.prefix(60))")
         }
         return JSONResponse([sample])
     }
 
-    static func sample(_ event: String, siteId: UUID) -> JSONValue? {
+    static func sample(_ event: String, siteId: UUID, organizationId: UUID) -> JSONValue? {
         let now = ISO8601.string(from: Date())
         let site = JSONValue.string(siteId.lowercased)
         let data: JSONValue
@@ -109,6 +109,24 @@ extension IntegrationsService {
                 "endpointId": .string("01936d3a-0000-7000-8000-000000000003"), "siteId": site, "url": .string("https://hooks.example.com/herald"),
                 "reason": .string("the receiver answered 410 Gone"),
             ])
+        case UsageThresholdReached.eventType, SubscriptionChanged.eventType:
+            // Billing's events are built from their contract types, so a sample cannot drift from what is sent.
+            let start = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 86_400).rounded(.down) * 86_400)
+            let end = start.addingTimeInterval(30 * 86_400)
+            let envelope =
+                event == UsageThresholdReached.eventType
+                ? try? EventEnvelope(
+                    UsageThresholdReached(
+                        organizationId: organizationId, metric: "impressions", threshold: 80, usage: 40_000, quota: 50_000, planId: "growth",
+                        periodStart: start, periodEnd: end),
+                    organizationId: organizationId)
+                : try? EventEnvelope(
+                    SubscriptionChanged(
+                        organizationId: organizationId, planId: "growth", interval: "month", status: "active", previousPlanId: "starter",
+                        previousStatus: "active", currentPeriodStart: start, currentPeriodEnd: end, pendingPlanId: nil),
+                    organizationId: organizationId)
+            guard let envelope, let projected = try? OutboundEvents.data(for: envelope) else { return nil }
+            data = projected
         default:
             return nil
         }

@@ -12,6 +12,25 @@ import Testing
 
 @Suite("Integration building blocks")
 struct IntegrationUnitTests {
+    /// Zapier shows a sample of every trigger it offers while a Zap is set up: each event a hook may subscribe to has one.
+    @Test func everyOutboundEventHasAZapierSample() throws {
+        let site = UUID()
+        let organization = UUID()
+        for type in OutboundEvents.types {
+            let sample = try #require(IntegrationsService.sample(type, siteId: site, organizationId: organization), "no sample for \(type)")
+            guard case .object(let fields) = sample, case .object(let data)? = fields["data"] else {
+                Issue.record("\(type): \(sample)")
+                continue
+            }
+            #expect(fields["type"] == .string(type))
+            #expect(!data.isEmpty)
+        }
+        let threshold = try #require(IntegrationsService.sample("usage.threshold", siteId: site, organizationId: organization))
+        guard case .object(let fields) = threshold, case .object(let data)? = fields["data"] else { return }
+        #expect(data["organizationId"] == .string(organization.lowercased) && data["metric"] == .string("impressions"))
+        #expect(IntegrationsService.sample("storage.reported", siteId: site, organizationId: organization) == nil)
+    }
+
     @Test func shopifyStyleSignatures() {
         let body = Array(#"{"id":1}"#.utf8)
         let signature = "Ue8hXbBYjyoEiTTpYj8pUGyOybvcUkRsWfSEa5Q1gmQ="  // base64 HMAC-SHA256("secret", body)
