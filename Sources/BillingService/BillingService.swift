@@ -113,30 +113,44 @@ public struct BillingService: HeraldModule {
         return Settlement(account: account, usage: current)
     }
 
+    /// The account as it stands now: read as stored while its period, trial and grace are current, settled first
+    /// when one of them ran out. Metering needs the current period before it counts, without a full settlement.
+    func currentAccount(_ organizationId: UUID, in tx: any SQLExecutor) async throws -> Account {
+        let stored = try await ensureAccount(organizationId, in: tx)
+        var advanced = stored
+        _ = policy.advance(&advanced, to: options.now())
+        return advanced == stored ? stored : try await settle(organizationId, in: tx).account
+    }
+
     /// Records and publishes each threshold reached this period that was not announced yet.
     private func announceThresholds(_ account: Account, _ current: Usage, at now: Date, in tx: any SQLExecutor) async throws {
         guard let plan = policy.catalog.plan(account.planId) else { return }
+        var reached: [(UsageMetric, Int64, Int)] = []
         for metric in UsageMetric.allCases {
             guard let quota = plan.quotas.limit(metric) else { continue }
+            for threshold in policy.thresholdsReached(usage: current.value(metric), quota: quota) { reached.append((metric, quota, threshold)) }
+        }
+        guard !reached.isEmpty else { return }
+        // One read of what was announced, so a settled account past its thresholds costs no further writes.
+        let announced = try await usage.announced(organizationId: account.organizationId, periodStart: account.periodStart, in: tx)
+        for (metric, quota, threshold) in reached where !announced.contains(AlertKey(metric: metric.rawValue, threshold: threshold)) {
             let value = current.value(metric)
-            for threshold in policy.thresholdsReached(usage: value, quota: quota) {
-                let fresh = try await usage.recordAlert(
-                    organizationId: account.organizationId, periodStart: account.periodStart, metric: metric, threshold: threshold, usage: value,
-                    quota: quota, at: now, in: tx
-                )
-                guard fresh else { continue }
-                logger.info(
-                    "usage threshold reached",
-                    metadata: ["organization": "\(account.organizationId)", "metric": "\(metric.rawValue)", "threshold": "\(threshold)"]
-                )
-                try await Outbox.append(
-                    UsageThresholdReached(
-                        organizationId: account.organizationId, metric: metric.rawValue, threshold: threshold, usage: value, quota: quota,
-                        planId: account.planId, periodStart: account.periodStart, periodEnd: account.periodEnd
-                    ),
-                    organizationId: account.organizationId, in: tx
-                )
-            }
+            let fresh = try await usage.recordAlert(
+                organizationId: account.organizationId, periodStart: account.periodStart, metric: metric, threshold: threshold, usage: value,
+                quota: quota, at: now, in: tx
+            )
+            guard fresh else { continue }
+            logger.info(
+                "usage threshold reached",
+                metadata: ["organization": "\(account.organizationId)", "metric": "\(metric.rawValue)", "threshold": "\(threshold)"]
+            )
+            try await Outbox.append(
+                UsageThresholdReached(
+                    organizationId: account.organizationId, metric: metric.rawValue, threshold: threshold, usage: value, quota: quota,
+                    planId: account.planId, periodStart: account.periodStart, periodEnd: account.periodEnd
+                ),
+                organizationId: account.organizationId, in: tx
+            )
         }
     }
 

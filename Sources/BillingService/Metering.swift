@@ -100,7 +100,7 @@ struct ImpressionMeter: BatchEventConsumer {
         }
         for (organizationId, sites) in totals {
             try await tx.setTenant(.organization(organizationId))
-            let account = try await service.settle(organizationId, in: tx).account
+            let account = try await service.currentAccount(organizationId, in: tx)
             for (siteId, entry) in sites {
                 // Impressions that arrived before the current period began belong to the one before it.
                 let periodStart =

@@ -6,6 +6,7 @@
 #
 #   scripts/bench/beacons.sh                 # release build, 10 s per run, both stores
 #   STORES=sqlite DURATION=30s scripts/bench/beacons.sh
+#   VARIANTS="all no-billing" scripts/bench/beacons.sh   # also without Billing: what usage metering costs
 # Results are recorded in docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +14,8 @@ ROOT=$PWD
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 STORES=${STORES:-"sqlite postgres"}
+# `all` runs every service; `no-billing` leaves Billing (and its impression meter) out, to price metering.
+VARIANTS=${VARIANTS:-all}
 WORK=$(mktemp -d /tmp/herald-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
@@ -81,18 +84,24 @@ open(path, "w").write("\n".join(lua))
 PY
 }
 
-# Lag of the beacon consumer: events published but not yet applied (reads the store directly).
+# Lag of the beacon consumers (Analytics' ingest and, when Billing runs, its impression meter): the most events
+# published but not yet applied by either group (reads the store directly).
 lag() { # $1 store, $2 sqlite path or postgres url
   if [ "$1" = sqlite ]; then
     python3 - "$2" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
-row = db.execute("SELECT position_seq FROM bus_subscriptions WHERE group_name='analytics.beacons'").fetchone()
-pos = row[0] if row else 0
-print(db.execute("SELECT COUNT(*) FROM bus_events WHERE type='widget.beacons_recorded' AND seq > ?", (pos,)).fetchone()[0])
+worst = 0
+for group in ("analytics.beacons", "billing.impressions"):
+    row = db.execute("SELECT position_seq FROM bus_subscriptions WHERE group_name=?", (group,)).fetchone()
+    if row is None:
+        continue
+    n = db.execute("SELECT COUNT(*) FROM bus_events WHERE type='widget.beacons_recorded' AND seq > ?", (row[0],)).fetchone()[0]
+    worst = max(worst, n)
+print(worst)
 PY
   else
-    psql "$2" -qAt -c "SELECT COUNT(*) FROM bus.events e, bus.subscriptions s WHERE s.group_name='analytics.beacons' AND e.type='widget.beacons_recorded' AND (e.tx_id, e.seq) > (s.position_tx, s.position_seq)"
+    psql "$2" -qAt -c "SELECT COALESCE(MAX(n), 0) FROM (SELECT (SELECT COUNT(*) FROM bus.events e WHERE e.type='widget.beacons_recorded' AND (e.tx_id, e.seq) > (s.position_tx, s.position_seq)) AS n FROM bus.subscriptions s WHERE s.group_name IN ('analytics.beacons', 'billing.impressions')) lags"
   fi
 }
 
@@ -102,12 +111,14 @@ rawcount() {
 }
 
 RESULTS=()
-run_store() { # $1 store
-  local store=$1 url="" dbref
-  local data="$WORK/data-$store"
+run_store() { # $1 store, $2 variant
+  local store=$1 variant=$2 url="" dbref
+  local data="$WORK/data-$store-$variant"
+  local services=users,notifications,integrations,analytics,billing
+  [ "$variant" = no-billing ] && services=users,notifications,integrations,analytics
   if [ "$store" = postgres ]; then
     PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
-    PGDATA_DIR="$WORK/pg"; PGPORT=$(port)
+    PGDATA_DIR="$WORK/pg-$variant"; PGPORT=$(port)
     mkdir -p "$PGDATA_DIR"; [ "$(id -u)" = 0 ] && chown postgres "$PGDATA_DIR"
     as_postgres "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 >/dev/null
     # Durable settings (fsync and synchronous_commit on, the defaults): a 202 must survive a crash here too.
@@ -120,7 +131,7 @@ run_store() { # $1 store
     dbref="$data/herald.sqlite"
   fi
   local hport; hport=$(port)
-  HERALD_BCRYPT_COST=10 HERALD_LOG_LEVEL=error HERALD_DATABASE_URL="$url" "$BIN" serve --port "$hport" --data-dir "$data" >"$WORK/herald-$store.log" 2>&1 &
+  HERALD_BCRYPT_COST=10 HERALD_LOG_LEVEL=error HERALD_DATABASE_URL="$url" "$BIN" serve --port "$hport" --data-dir "$data" --services "$services" >"$WORK/herald-$store.log" 2>&1 &
   local hpid=$!
   PIDS+=($hpid)
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null && break; sleep 0.1; done
@@ -160,13 +171,13 @@ PY
     for _ in $(seq 600); do [ "$(lag $store "$dbref")" = 0 ] && break; sleep 0.5; done
     local drain=$((SECONDS - drained_at))
     local after; after=$(rawcount $store "$dbref" "$ORG")
-    RESULTS+=("$store $mode $per $rps $errors $non2xx $drain $((after - before)) $(tr '\n' ',' <"$WORK/lag-$store-$mode")")
+    RESULTS+=("$store/$variant $mode $per $rps $errors $non2xx $drain $((after - before)) $(tr '\n' ',' <"$WORK/lag-$store-$mode")")
   done
   kill $hpid; wait $hpid 2>/dev/null || true
   if [ "$store" = postgres ]; then as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop >/dev/null; PGDATA_DIR=""; fi
 }
 
-for store in $STORES; do run_store "$store"; done
+for store in $STORES; do for variant in $VARIANTS; do run_store "$store" "$variant"; done; done
 write_lua "$WORK/ref.lua" 20 00000000-0000-0000-0000-000000000000 00000000-0000-0000-0000-000000000000 00000000-0000-0000-0000-000000000000
 REF=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/ref.lua" "http://127.0.0.1:$NPORT/" | awk '/Requests\/sec/{print $2}')
 
@@ -175,10 +186,10 @@ echo "beacons: $CONNECTIONS connections, $DURATION per run, 2 wrk threads, 2 cor
 python3 - "$REF" "${RESULTS[@]}" <<'PY'
 import sys
 ref = float(sys.argv[1])
-print(f"{'store':9} {'events/request':>14} {'req/s':>9} {'events/s':>10} {'vs nginx req/s':>15} {'errors':>7} {'non-2xx':>8} {'drain s':>8} {'raw rows':>9}  lag samples (events)")
-print(f"{'nginx 202':9} {20:>14} {ref:>9.0f} {'-':>10} {1:>15.2f}")
+print(f"{'store':20} {'events/request':>14} {'req/s':>9} {'events/s':>10} {'vs nginx req/s':>15} {'errors':>7} {'non-2xx':>8} {'drain s':>8} {'raw rows':>9}  lag samples (events)")
+print(f"{'nginx 202':20} {20:>14} {ref:>9.0f} {'-':>10} {1:>15.2f}")
 for line in sys.argv[2:]:
     store, mode, per, rps, errors, non2xx, drain, rows, lags = line.split(" ", 8)
     rps = float(rps); per = int(per)
-    print(f"{store:9} {per:>14} {rps:>9.0f} {rps*per:>10.0f} {rps/ref:>15.2f} {errors:>7} {non2xx:>8} {drain:>8} {rows:>9}  {lags.rstrip(',')}")
+    print(f"{store:20} {per:>14} {rps:>9.0f} {rps*per:>10.0f} {rps/ref:>15.2f} {errors:>7} {non2xx:>8} {drain:>8} {rows:>9}  {lags.rstrip(',')}")
 PY

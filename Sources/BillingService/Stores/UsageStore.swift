@@ -61,20 +61,22 @@ struct UsageStore: Sendable {
         )
     }
 
-    /// The organization's usage of every metric in a period.
+    /// The organization's usage of every metric in a period, in one statement: metering settles the account on every
+    /// batch of beacons.
     func usage(organizationId: UUID, periodStart: Date, in tx: any SQLExecutor) async throws -> Usage {
-        let impressions = try await tx.queryFirst(
-            "SELECT COALESCE(SUM(impressions), 0) AS n FROM \(T.usage) WHERE organization_id = \(organizationId) AND period_start = \(periodStart)"
-        )?.get("n", as: Int64.self)
-        let campaigns = try await tx.queryFirst(
-            "SELECT COUNT(*) AS n FROM \(T.campaigns) WHERE organization_id = \(organizationId) AND published = \(true)"
-        )?.get("n", as: Int64.self)
-        let sites = try await tx.queryFirst("SELECT COUNT(*) AS n FROM \(T.sites) WHERE organization_id = \(organizationId)")?.get(
-            "n", as: Int64.self)
-        let storage = try await tx.queryFirst(
-            "SELECT COALESCE(SUM(bytes), 0) AS n FROM \(T.storage) WHERE organization_id = \(organizationId)"
-        )?.get("n", as: Int64.self)
-        return Usage(impressions: impressions ?? 0, activeCampaigns: campaigns ?? 0, sites: sites ?? 0, storageBytes: storage ?? 0)
+        let row = try await tx.queryFirst(
+            """
+            SELECT
+              (SELECT COALESCE(SUM(impressions), 0) FROM \(T.usage) WHERE organization_id = \(organizationId) AND period_start = \(periodStart)) AS impressions,
+              (SELECT COUNT(*) FROM \(T.campaigns) WHERE organization_id = \(organizationId) AND published = \(true)) AS campaigns,
+              (SELECT COUNT(*) FROM \(T.sites) WHERE organization_id = \(organizationId)) AS sites,
+              (SELECT COALESCE(SUM(bytes), 0) FROM \(T.storage) WHERE organization_id = \(organizationId)) AS storage
+            """
+        )
+        return Usage(
+            impressions: try row?.get("impressions", as: Int64?.self) ?? 0, activeCampaigns: try row?.get("campaigns", as: Int64?.self) ?? 0,
+            sites: try row?.get("sites", as: Int64?.self) ?? 0, storageBytes: try row?.get("storage", as: Int64?.self) ?? 0
+        )
     }
 
     /// One site's share of the period: its impressions and published notifications.
@@ -103,6 +105,14 @@ struct UsageStore: Sendable {
         return !inserted.isEmpty
     }
 
+    /// The thresholds already announced this period, per metric.
+    func announced(organizationId: UUID, periodStart: Date, in tx: any SQLExecutor) async throws -> Set<AlertKey> {
+        let rows = try await tx.query(
+            "SELECT metric, threshold FROM \(T.alerts) WHERE organization_id = \(organizationId) AND period_start = \(periodStart)"
+        )
+        return Set(try rows.map { AlertKey(metric: try $0.get("metric"), threshold: try $0.get("threshold")) })
+    }
+
     func alerts(organizationId: UUID, periodStart: Date, in tx: any SQLExecutor) async throws -> [AlertRecord] {
         try await tx.query(
             """
@@ -116,6 +126,12 @@ struct UsageStore: Sendable {
             )
         }
     }
+}
+
+/// A threshold of a metric, announced once per period.
+struct AlertKey: Hashable, Sendable {
+    var metric: String
+    var threshold: Int
 }
 
 /// An organization's usage in one period.
