@@ -47,7 +47,9 @@ enum AnalyticsTables {
     static let footprint = StorageFootprint([
         .init(
             events, key: "organization_id", directory: tenants,
-            variableColumns: ["type", "visitor", "session", "path", "referrer", "utm_source", "utm_medium", "utm_campaign", "device", "country", "goal", "touches"],
+            variableColumns: [
+                "type", "visitor", "session", "path", "referrer", "utm_source", "utm_medium", "utm_campaign", "device", "country", "goal", "touches",
+            ],
             fixedBytesPerRow: 300
         )
     ])

@@ -56,7 +56,8 @@ public struct StorageFootprint: Sendable {
                 case .postgres: "pg_column_size(t.*)"
                 case .sqlite:
                     SQL(
-                        stringLiteral: ([String(source.fixedBytesPerRow)] + source.variableColumns.map { "COALESCE(LENGTH(CAST(t.\($0) AS BLOB)), 0)" })
+                        stringLiteral: ([String(source.fixedBytesPerRow)]
+                            + source.variableColumns.map { "COALESCE(LENGTH(CAST(t.\($0) AS BLOB)), 0)" })
                             .joined(separator: " + "))
                 }
             for (organizationId, values) in keysByOrganization {
