@@ -120,6 +120,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HeraldRedis",
+            dependencies: [
+                "HeraldSecurity",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HeraldModules",
             dependencies: [
                 "HeraldContracts", "HeraldCore", "HeraldEvents", "HeraldHTTP", "HeraldStorage",
@@ -239,6 +251,13 @@ let package = Package(
         .testTarget(
             name: "HeraldMailTests",
             dependencies: ["HeraldMail", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HeraldRedisTests",
+            dependencies: [
+                "HeraldRedis", "HeraldSecurity", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -19,6 +19,7 @@ cleanup() {
     as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1
   fi
   declare -F stop_clickhouse >/dev/null && stop_clickhouse
+  declare -F stop_redis >/dev/null && stop_redis
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -88,6 +89,18 @@ ensure_clickhouse_installed
 start_clickhouse "$WORK/clickhouse"
 export HERALD_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
 export HERALD_TEST_REQUIRE_CLICKHOUSE=1
+
+# --- Redis ------------------------------------------------------------------------------------
+# Debian's redis-server (7.0): one server with a password, and one on TLS only that requires a client certificate.
+# shellcheck source=lib/redis.sh
+source scripts/lib/redis.sh
+log "starting throwaway Redis servers (plain and mutual TLS)"
+ensure_redis_installed
+start_redis "$WORK/redis"
+start_redis_tls "$WORK/redis-tls"
+export HERALD_TEST_REDIS_URL="$REDIS_URL"
+export HERALD_TEST_REDIS_TLS_URL="$REDIS_TLS_URL"
+export HERALD_TEST_REDIS_TLS_DIR="$REDIS_TLS_DIR"
 
 # --- Swift tests ------------------------------------------------------------------------------
 log "building and running the Swift tests (SQLite and PostgreSQL)"
