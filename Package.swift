@@ -47,7 +47,8 @@ let package = Package(
             name: "HeraldApp",
             dependencies: [
                 "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldModules", "HeraldMail",
-                "HeraldObjectStore", "UsersService", "NotificationsService", "AnalyticsService", "IntegrationsService", "BillingService",
+                "HeraldObjectStore", "HeraldRedis", "HeraldRedisBus", "UsersService", "NotificationsService", "AnalyticsService",
+                "IntegrationsService", "BillingService",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -128,6 +129,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HeraldRedisBus",
+            dependencies: [
+                "HeraldCore", "HeraldEvents", "HeraldRedis", "HeraldSecurity", "HeraldStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -276,7 +286,7 @@ let package = Package(
         .testTarget(
             name: "HeraldTests",
             dependencies: [
-                "HeraldApp", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP",
+                "HeraldApp", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldRedis", "HeraldRedisBus",
                 "NotificationsService", "IntegrationsService", "AnalyticsService", "BillingService", "HeraldContracts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

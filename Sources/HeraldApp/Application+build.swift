@@ -5,6 +5,8 @@ import HeraldEvents
 import HeraldHTTP
 import HeraldMail
 import HeraldModules
+import HeraldRedis
+import HeraldRedisBus
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -79,7 +81,31 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
 
     let migrator = Migrator(database: database, logger: logger)
     let started = ReadyGate()
-    let bus = DatabaseEventBus(database: database, logger: logger, pollInterval: config.eventPollInterval, started: started)
+    let databaseBus = DatabaseEventBus(database: database, logger: logger, pollInterval: config.eventPollInterval, started: started)
+    // With Redis, events travel between processes on Redis Streams, and rate limits are shared by every instance.
+    let bus: any EventBus
+    let rateLimiter: any RateLimiter
+    let redis: RedisClient?
+    if let url = config.redisURL {
+        let configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: url)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+        let client = RedisClient(configuration: configuration, logger: logger)
+        services.append(RedisCloser(client: client))
+        redis = client
+        var options = RedisEventBus.Options()
+        options.prefix = config.redisPrefix
+        bus = RedisEventBus(redis: client, local: databaseBus, options: options, logger: logger)
+        rateLimiter = RedisRateLimiter(client: client, prefix: config.redisPrefix + "rl:", logger: logger)
+        logger.info("event bus: Redis Streams", metadata: ["redis": "\(configuration)"])
+    } else {
+        redis = nil
+        bus = databaseBus
+        rateLimiter = InMemoryRateLimiter()
+    }
     let tokens = await AccessTokenService(keyRing: keyRing, lifetime: config.sessionPolicy.accessTokenLifetime)
     // In one process the Users service's tables answer authorization questions for every service.
     let directory = UsersService.directory(database: database, policy: config.sessionPolicy)
@@ -93,7 +119,7 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     if config.mail.isEnabled { logger.info("mail", metadata: ["transport": "\(config.mail)"]) }
     let environment = ModuleEnvironment(
         config: config, database: database, bus: bus, cipher: FieldCipher(keyRing: keyRing), tokens: tokens,
-        rateLimiter: InMemoryRateLimiter(), access: AccessControl(directory: directory), mail: mail, logger: logger
+        rateLimiter: rateLimiter, access: AccessControl(directory: directory), mail: mail, logger: logger
     )
 
     let router = Router(context: HeraldRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -102,7 +128,7 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ProblemMiddleware(routes: RouteTable(openAPIDocument: Data(buffer: OpenAPIDocument.bytes))))
     router.add(middleware: AuthenticationMiddleware(tokens: tokens, directory: directory))
-    addOperationalRoutes(to: router, database: database, migrator: migrator)
+    addOperationalRoutes(to: router, database: database, migrator: migrator, redis: redis)
 
     // Modules are built only when selected: some own clients or caches that must not exist otherwise.
     var consumers: [any EventConsumer] = []
@@ -123,6 +149,16 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     )
 
     return Composition(router: router, services: services, migrator: migrator, started: started)
+}
+
+/// Closes the Redis connections when the application stops.
+struct RedisCloser: Service {
+    let client: RedisClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await client.shutdown()
+    }
 }
 
 /// Closes the embedded store when the application stops.

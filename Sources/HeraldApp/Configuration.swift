@@ -3,6 +3,7 @@ import BillingService
 import Foundation
 import HeraldCore
 import HeraldMail
+import HeraldRedis
 import HeraldStorage
 import IntegrationsService
 import Logging
@@ -74,6 +75,10 @@ public struct HeraldConfiguration: Sendable {
     public var mail = MailConfiguration(transport: .disabled, from: nil)
     /// How often event consumers poll when not woken by a local commit.
     public var eventPollInterval: Duration = .milliseconds(500)
+    /// Redis for the event bus and shared limits (HERALD_REDIS_URL); unset: the embedded bus and per-process limits.
+    public var redisURL: String?
+    /// Prefix of every Redis key Herald writes (HERALD_REDIS_PREFIX), so deployments can share one Redis.
+    public var redisPrefix = "herald:"
     /// How often each service reports its storage per organization to Billing (HERALD_STORAGE_REPORT_INTERVAL, seconds).
     public var storageReportInterval: Duration = .seconds(3600)
 
@@ -184,6 +189,20 @@ public struct HeraldConfiguration: Sendable {
         config.sessionPolicy.absoluteTimeout = try seconds(
             environment, "HERALD_SESSION_ABSOLUTE_TIMEOUT", default: config.sessionPolicy.absoluteTimeout
         )
+        if let url = environment["HERALD_REDIS_URL"], !url.isEmpty {
+            do {
+                _ = try RedisConfiguration(url: url)
+            } catch {
+                throw ConfigurationError("\(error)")
+            }
+            config.redisURL = url
+        }
+        if let prefix = environment["HERALD_REDIS_PREFIX"], !prefix.isEmpty {
+            guard prefix.count <= 64, prefix.allSatisfy({ $0.isLetter || $0.isNumber || ":-_.".contains($0) }) else {
+                throw ConfigurationError("HERALD_REDIS_PREFIX must be up to 64 letters, digits and : - _ . (default herald:)")
+            }
+            config.redisPrefix = prefix
+        }
         if let text = environment["HERALD_STORAGE_REPORT_INTERVAL"], !text.isEmpty {
             guard let seconds = Int(text), (1...86_400).contains(seconds) else {
                 throw ConfigurationError("HERALD_STORAGE_REPORT_INTERVAL must be a number of seconds from 1 to 86400 (default 3600)")

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTP
+import HeraldRedis
 import HeraldStorage
 import Hummingbird
 import NIOCore
@@ -11,7 +12,7 @@ struct HealthBody: Encodable, Sendable {
 }
 
 /// Liveness, readiness and the API description.
-func addOperationalRoutes(to router: Router<HeraldRequestContext>, database: any Database, migrator: Migrator) {
+func addOperationalRoutes(to router: Router<HeraldRequestContext>, database: any Database, migrator: Migrator, redis: RedisClient?) {
     router.get("healthz") { _, _ in
         JSONResponse(HealthBody(status: "ok"))
     }
@@ -24,6 +25,15 @@ func addOperationalRoutes(to router: Router<HeraldRequestContext>, database: any
         } catch {
             checks["database"] = "unreachable"
             failures.append("the database does not answer")
+        }
+        if let redis {
+            do {
+                try await redis.ping()
+                checks["redis"] = "ok"
+            } catch {
+                checks["redis"] = "unreachable"
+                failures.append("Redis does not answer (\(error))")
+            }
         }
         if failures.isEmpty {
             let pending = (try? await migrator.pending(HeraldRuntime.migrationSets)) ?? ["unknown"]

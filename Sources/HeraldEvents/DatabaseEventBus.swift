@@ -32,6 +32,14 @@ public struct ConsumerLag: Sendable, Codable, Equatable {
     public var dead: Int
     /// When the oldest undelivered event was published.
     public var oldestPendingAt: Date?
+
+    public init(group: String, pending: Int, retrying: Int, dead: Int, oldestPendingAt: Date?) {
+        self.group = group
+        self.pending = pending
+        self.retrying = retrying
+        self.dead = dead
+        self.oldestPendingAt = oldestPendingAt
+    }
 }
 
 /// How long the database bus keeps what it has delivered.
@@ -57,6 +65,14 @@ public struct DeadLetter: Sendable, Codable {
     public var attempts: Int
     public var lastError: String
     public var failedAt: Date
+
+    public init(group: String, event: EventEnvelope, attempts: Int, lastError: String, failedAt: Date) {
+        self.group = group
+        self.event = event
+        self.attempts = attempts
+        self.lastError = lastError
+        self.failedAt = failedAt
+    }
 }
 
 /// Wakes waiting tasks (consumers, dispatchers) when there is new work; a signal with nobody waiting is kept
@@ -121,7 +137,7 @@ public final class WakeSignal: Sendable {
 /// On PostgreSQL, concurrent transactions can commit out of sequence order; the log therefore records each
 /// event's transaction id and a consumer only reads events of transactions older than every running one.
 public final class DatabaseEventBus: EventBus {
-    let database: any Database
+    public let database: any Database
     let logger: Logger
     let retryPolicy: RetryPolicy
     let pollInterval: Duration
@@ -165,14 +181,15 @@ public final class DatabaseEventBus: EventBus {
         let registered = groups.withLock { $0 }
         var result: [ConsumerLag] = []
         for (group, types) in registered.sorted(by: { $0.key < $1.key }) {
-            let typeList = SQL.joined(types.sorted().map { "\($0)" }, separator: ", ")
+            let typeFilter: SQL =
+                types.contains(EventTypes.all) ? "" : "AND e.type IN (\(SQL.joined(types.sorted().map { "\($0)" }, separator: ", ")))"
             let row = try await database.transaction(.system) { tx in
                 try await tx.queryFirst(
                     """
                     SELECT
-                      (SELECT COUNT(*) FROM \(Tables.events) e WHERE e.type IN (\(typeList))
+                      (SELECT COUNT(*) FROM \(Tables.events) e WHERE TRUE \(typeFilter)
                          AND (e.tx_id, e.seq) > (COALESCE(s.position_tx, 0), COALESCE(s.position_seq, 0))) AS pending,
-                      (SELECT MIN(e.occurred_at) FROM \(Tables.events) e WHERE e.type IN (\(typeList))
+                      (SELECT MIN(e.occurred_at) FROM \(Tables.events) e WHERE TRUE \(typeFilter)
                          AND (e.tx_id, e.seq) > (COALESCE(s.position_tx, 0), COALESCE(s.position_seq, 0))) AS oldest,
                       (SELECT COUNT(*) FROM \(Tables.retries) r WHERE r.group_name = \(group) AND r.dead = \(false)) AS retrying,
                       (SELECT COUNT(*) FROM \(Tables.retries) r WHERE r.group_name = \(group) AND r.dead = \(true)) AS dead
@@ -350,7 +367,8 @@ struct ConsumerRunner: Service {
         let limit = batchConsumer?.maxBatch ?? bus.batchSize
         let batch: [(EventEnvelope, Int64, Int64)] = try await database.transaction(.system) { tx in
             guard let position = try await claim(tx) else { return [] }
-            let typeList = SQL.joined(types.map { "\($0)" }, separator: ", ")
+            let typeFilter: SQL =
+                types.contains(EventTypes.all) ? "" : "AND type IN (\(SQL.joined(types.map { "\($0)" }, separator: ", ")))"
             // Only transactions older than every running one are complete; see DatabaseEventBus.
             let visible: SQL =
                 tx.dialect == .postgres
@@ -360,7 +378,7 @@ struct ConsumerRunner: Service {
                 """
                 SELECT * FROM \(Tables.events)
                 WHERE (tx_id, seq) > (\(position.tx), \(position.seq)) \(visible)
-                  AND type IN (\(typeList))
+                  \(typeFilter)
                 ORDER BY tx_id, seq
                 LIMIT \(limit)
                 """
@@ -372,8 +390,7 @@ struct ConsumerRunner: Service {
             do {
                 let events = batch.map(\.0)
                 let prepared = try await batchConsumer.prepare(batch: events)
-                let applied = try await applyBatch(events, prepared: prepared, consumer: batchConsumer, advancingTo: (last.1, last.2))
-                await batchConsumer.didCommit(batch: applied, prepared: prepared)
+                try await applyBatch(events, prepared: prepared, consumer: batchConsumer, advancingTo: (last.1, last.2))
                 return true
             } catch {
                 // One bad event must not hold back the rest: apply them one by one, so only it is retried.
@@ -402,30 +419,14 @@ struct ConsumerRunner: Service {
         )
     }
 
-    /// Applies the events of a batch this group has not applied yet, marks them processed and moves the group's
-    /// position past them, all in one transaction. Returns the events it applied.
+    /// Applies the events of a batch this group has not applied yet and moves the group's position past them, in one
+    /// transaction. Returns the events it applied.
+    @discardableResult
     private func applyBatch(
         _ events: [EventEnvelope], prepared: any Sendable, consumer: any BatchEventConsumer, advancingTo position: (tx: Int64, seq: Int64)
     ) async throws -> [EventEnvelope] {
-        let now = Date()
-        return try await database.transaction(.system) { tx in
-            var fresh = Set<UUID>()
-            for start in stride(from: 0, to: events.count, by: 500) {
-                let chunk = events[start..<min(start + 500, events.count)]
-                let values = SQL.joined(chunk.map { "(\(consumer.group), \($0.id), \(now))" }, separator: ", ")
-                let rows = try await tx.query(
-                    """
-                    INSERT INTO \(Tables.processed) (group_name, event_id, processed_at) VALUES \(values)
-                    ON CONFLICT (group_name, event_id) DO NOTHING RETURNING event_id
-                    """
-                )
-                for row in rows { fresh.insert(try row.get("event_id")) }
-            }
-            let unapplied = events.filter { fresh.contains($0.id) }
-            if !unapplied.isEmpty { try await consumer.handle(batch: unapplied, prepared: prepared, in: tx) }
-            try await tx.setTenant(.system)
+        try await EventApplier(database: database).applyBatch(events, to: consumer, prepared: prepared) { tx in
             try await advance(to: position, in: tx)
-            return unapplied
         }
     }
 
@@ -455,19 +456,7 @@ struct ConsumerRunner: Service {
 
     /// Applies one event unless this group already did; the processed marker commits with the handler's writes.
     private func apply(_ event: EventEnvelope) async throws {
-        let scope = event.organizationId.map { TenantScope.organization($0) } ?? .system
-        let applied = try await database.transaction(scope) { tx -> Bool in
-            let fresh = try await tx.query(
-                """
-                INSERT INTO \(Tables.processed) (group_name, event_id, processed_at) VALUES (\(consumer.group), \(event.id), \(Date()))
-                ON CONFLICT (group_name, event_id) DO NOTHING RETURNING event_id
-                """
-            )
-            guard !fresh.isEmpty else { return false }
-            try await consumer.handle(event, in: tx)
-            return true
-        }
-        if applied { await consumer.didCommit(event) }
+        try await EventApplier(database: database).apply(event, to: consumer)
     }
 
     private func scheduleRetry(seq: Int64, attempts: Int, error: any Error, logger: Logger) async throws {

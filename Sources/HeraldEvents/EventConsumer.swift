@@ -1,6 +1,12 @@
 import Foundation
 import HeraldStorage
 
+/// Names for sets of event types.
+public enum EventTypes {
+    /// In ``EventConsumer/eventTypes``: every event, whatever its type (the Redis relay forwards them all).
+    public static let all = "*"
+}
+
 /// A consumer group's handler. Delivery is at least once; Herald makes handling effectively once by
 /// recording each event id in the same transaction as the handler's writes.
 public protocol EventConsumer: Sendable {

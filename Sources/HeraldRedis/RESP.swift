@@ -68,6 +68,10 @@ public enum RESPValue: Sendable, Equatable {
 public struct RedisReplyError: Error, CustomStringConvertible, Sendable, Equatable {
     public let message: String
     public var description: String { "Redis: \(message)" }
+
+    public init(message: String) {
+        self.message = message
+    }
     /// The error's code: the first word (`WRONGTYPE`, `NOGROUP`, `BUSYGROUP`, `NOSCRIPT`).
     public var code: Substring { message.prefix { $0 != " " } }
 }

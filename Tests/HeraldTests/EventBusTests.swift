@@ -1,6 +1,8 @@
 import Foundation
 import HeraldCore
 import HeraldEvents
+import HeraldRedis
+import HeraldRedisBus
 import HeraldStorage
 import ServiceLifecycle
 import Synchronization
@@ -34,7 +36,68 @@ final class RecordingConsumer: EventConsumer {
     var numbers: [Int] { seen.withLock { $0 } }
 }
 
-@Suite("Event bus (SQLite and PostgreSQL)")
+/// Which bus carries the events in a contract test: the database bus alone, or Redis Streams fed by the outbox relay.
+enum BusKind: String, Sendable {
+    case database
+    case redis
+}
+
+/// One combination of store and bus the contract runs against.
+struct BusCase: Sendable, CustomTestStringConvertible {
+    var store: TestStore
+    var kind: BusKind
+    var testDescription: String { "\(store.rawValue) + \(kind.rawValue)" }
+
+    static var available: [BusCase] {
+        let redis = ProcessInfo.processInfo.environment["HERALD_TEST_REDIS_URL"].map { !$0.isEmpty } ?? false
+        precondition(redis || ProcessInfo.processInfo.environment["HERALD_TEST_REQUIRE_SERVERS"] != "1", "HERALD_TEST_REDIS_URL is required")
+        return TestStore.available.flatMap { store in [BusCase(store: store, kind: .database)] + (redis ? [BusCase(store: store, kind: .redis)] : [])
+        }
+    }
+}
+
+/// A bus under test, with what the contract needs beyond the protocol.
+struct BusHarness: Sendable {
+    var bus: any EventBus
+    /// Services that must run for events to flow (the Redis relay).
+    var carriers: [any Service]
+    /// Makes the group forget how far it got, as a crash between applying and recording would.
+    var forgetPosition: @Sendable (_ group: String, _ streams: [String]) async throws -> Void
+    var redis: RedisClient?
+
+    static func make(_ kind: BusKind, database: any Database, retryPolicy: RetryPolicy = RetryPolicy()) throws -> BusHarness {
+        let local = DatabaseEventBus(database: database, logger: testLogger, retryPolicy: retryPolicy, pollInterval: .milliseconds(20))
+        switch kind {
+        case .database:
+            return BusHarness(
+                bus: local, carriers: [],
+                forgetPosition: { group, _ in
+                    try await database.transaction(.system) { tx in
+                        try await tx.execute(
+                            "UPDATE \(Table("bus", "subscriptions")) SET position_tx = 0, position_seq = 0 WHERE group_name = \(group)")
+                    }
+                })
+        case .redis:
+            let url = try #require(ProcessInfo.processInfo.environment["HERALD_TEST_REDIS_URL"])
+            let client = RedisClient(configuration: try RedisConfiguration(url: url), logger: testLogger)
+            var options = RedisEventBus.Options()
+            // Streams of their own per test, so parallel tests never see each other's events.
+            options.prefix = "test:\(UUID().uuidString.prefix(8)):"
+            options.retryPolicy = retryPolicy
+            options.block = .milliseconds(100)
+            options.claimInterval = .milliseconds(50)
+            let bus = RedisEventBus(redis: client, local: local, options: options, logger: testLogger)
+            let prefix = options.prefix
+            return BusHarness(
+                bus: bus, carriers: bus.maintenanceServices(),
+                forgetPosition: { group, _ in
+                    try await client.send(["XGROUP", "SETID", .string(prefix + "events"), .string(group), "0"])
+                }, redis: client)
+        }
+    }
+}
+
+@Suite("Event bus contract (SQLite and PostgreSQL; database and Redis Streams)")
 struct EventBusTests {
     static let testTable = MigrationSet(
         owner: "bus_test",
@@ -47,7 +110,7 @@ struct EventBusTests {
         ]
     )
 
-    func publish(_ numbers: Range<Int>, bus: DatabaseEventBus, database: any Database) async throws {
+    func publish(_ numbers: Range<Int>, bus: any EventBus, database: any Database) async throws {
         for number in numbers {
             try await database.transaction(.system) { tx in
                 try await Outbox.append(Pinged(number: number), organizationId: nil, in: tx)
@@ -63,14 +126,14 @@ struct EventBusTests {
     /// Runs consumers while `during` runs and then until `done` holds or the deadline passes.
     func run(
         _ consumers: [any EventConsumer],
-        bus: DatabaseEventBus,
+        harness: BusHarness,
         timeout: Duration = .seconds(20),
         during: @Sendable () async throws -> Void = {},
         until done: @Sendable () async -> Bool
     ) async throws {
+        let bus = harness.bus
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for consumer in consumers {
-                let service = bus.consumerService(for: consumer)
+            for service in consumers.map({ bus.consumerService(for: $0) }) + harness.carriers {
                 group.addTask { try await service.run() }
             }
             try await during()
@@ -80,18 +143,19 @@ struct EventBusTests {
         }
     }
 
-    @Test(arguments: TestStore.available)
-    func everyGroupGetsEveryEventOnce(store: TestStore) async throws {
-        let environment = try await TestEnvironment.make(store)
+    @Test(arguments: BusCase.available)
+    func everyGroupGetsEveryEventOnce(_ busCase: BusCase) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
         try await environment.withDatabase { database in
             try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .milliseconds(50))
+            let harness = try BusHarness.make(busCase.kind, database: database)
+            let bus = harness.bus
             let a = RecordingConsumer(group: "test.a")
             let b = RecordingConsumer(group: "test.b")
             try await publish(0..<10, bus: bus, database: database)
             // Publish more while the consumers run, from concurrent transactions.
             try await run(
-                [a, b], bus: bus,
+                [a, b], harness: harness,
                 during: {
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         for batch in 0..<3 {
@@ -100,78 +164,102 @@ struct EventBusTests {
                         try await group.waitForAll()
                     }
                 }
-            ) { a.numbers.count >= 40 && b.numbers.count >= 40 }
+            ) {
+                // Until both groups applied everything and the bus reports no backlog for either.
+                guard a.numbers.count >= 40 && b.numbers.count >= 40, let lag = try? await bus.lag() else { return false }
+                return lag.map(\.group) == ["test.a", "test.b"] && lag.allSatisfy { $0.pending == 0 && $0.dead == 0 }
+            }
             #expect(a.numbers.sorted() == Array(0..<40))
             #expect(b.numbers.sorted() == Array(0..<40))
             #expect(try await appliedRows(database, group: "test.a") == Array(0..<40))
+            let lag = try await bus.lag()
+            #expect(lag.map(\.group) == ["test.a", "test.b"] && lag.allSatisfy { $0.pending == 0 && $0.dead == 0 }, "\(lag)")
         }
     }
 
-    @Test(arguments: TestStore.available)
-    func redeliveryIsAppliedOnce(store: TestStore) async throws {
-        let environment = try await TestEnvironment.make(store)
+    @Test(arguments: BusCase.available)
+    func redeliveryIsAppliedOnce(_ busCase: BusCase) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
         try await environment.withDatabase { database in
             try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .milliseconds(50))
+            let harness = try BusHarness.make(busCase.kind, database: database)
             let consumer = RecordingConsumer(group: "test.once")
-            try await publish(0..<5, bus: bus, database: database)
-            try await run([consumer], bus: bus) { consumer.numbers.count >= 5 }
+            try await publish(0..<5, bus: harness.bus, database: database)
+            try await run([consumer], harness: harness) { consumer.numbers.count >= 5 }
             // Forget the group's position, as a crash between handling and saving the position would.
-            try await database.transaction(.system) { tx in
-                try await tx.execute("UPDATE \(Table("bus", "subscriptions")) SET position_tx = 0, position_seq = 0 WHERE group_name = 'test.once'")
-            }
+            try await harness.forgetPosition("test.once", [])
             let again = RecordingConsumer(group: "test.once")
-            try await run([again], bus: bus, timeout: .seconds(1)) { false }
+            try await run([again], harness: harness, timeout: .seconds(1)) { false }
             #expect(again.numbers.isEmpty)
             #expect(try await appliedRows(database, group: "test.once") == Array(0..<5))
         }
     }
 
-    @Test(arguments: TestStore.available)
-    func failuresRetryThenDeadLetterAndCanBeRequeued(store: TestStore) async throws {
-        let environment = try await TestEnvironment.make(store)
+    @Test(arguments: BusCase.available)
+    func failuresRetryThenDeadLetterAndCanBeRequeued(_ busCase: BusCase) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
         try await environment.withDatabase { database in
             try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let bus = DatabaseEventBus(
-                database: database, logger: testLogger,
-                retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(20), maxDelay: .milliseconds(50)),
-                pollInterval: .milliseconds(20)
-            )
+            let harness = try BusHarness.make(
+                busCase.kind, database: database, retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(20), maxDelay: .milliseconds(50)))
+            let bus = harness.bus
             let consumer = RecordingConsumer(group: "test.failing", failing: true)
+            // A healthy group sees the same event once, whatever happens to the failing one.
+            let healthy = RecordingConsumer(group: "test.healthy")
             try await publish(7..<8, bus: bus, database: database)
-            try await run([consumer], bus: bus) {
+            try await run([consumer, healthy], harness: harness) {
                 await (try? bus.deadLetters(group: "test.failing"))?.isEmpty == false
             }
             let dead = try await bus.deadLetters(group: "test.failing")
             #expect(dead.count == 1)
             #expect(dead.first?.attempts == 3)
-            #expect(dead.first?.lastError.contains("failed on purpose") == true)
+            #expect(dead.first?.lastError.contains("failed on purpose") == true, "\(dead)")
             // Every failed attempt rolled back its writes.
             #expect(try await appliedRows(database, group: "test.failing").isEmpty)
+            #expect(try await bus.lag().first { $0.group == "test.failing" }?.dead == 1)
 
             consumer.failing.withLock { $0 = false }
             let eventId = try #require(dead.first?.event.id)
             #expect(try await bus.requeue(group: "test.failing", eventId: eventId))
-            try await run([consumer], bus: bus) { consumer.numbers == [7] }
+            #expect(try await !bus.requeue(group: "test.failing", eventId: UUID()))
+            try await run([consumer, healthy], harness: harness) { consumer.numbers == [7] }
             #expect(consumer.numbers == [7])
+            #expect(healthy.numbers == [7])
             #expect(try await bus.deadLetters(group: "test.failing").isEmpty)
             #expect(try await appliedRows(database, group: "test.failing") == [7])
         }
     }
 
-    @Test(arguments: TestStore.available)
-    func eventsPublishedBeforeARestartAreDeliveredAfterIt(store: TestStore) async throws {
-        let environment = try await TestEnvironment.make(store)
+    @Test(arguments: BusCase.available)
+    func eventsPublishedBeforeARestartAreDeliveredAfterIt(_ busCase: BusCase) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
+        let prefix = Mutex<String?>(nil)
         try await environment.withDatabase { database in
             try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let bus = DatabaseEventBus(database: database, logger: testLogger)
-            try await publish(0..<3, bus: bus, database: database)
+            let harness = try BusHarness.make(busCase.kind, database: database)
+            try await publish(0..<3, bus: harness.bus, database: database)
+            if let redisBus = harness.bus as? RedisEventBus {
+                // Relayed to Redis before the restart, with no consumer group yet.
+                let streamPrefix = redisBus.options.prefix
+                prefix.withLock { $0 = streamPrefix }
+                let redis = try #require(harness.redis)
+                try await run([], harness: harness) {
+                    (try? await redis.send(["XLEN", .string(streamPrefix + "events")]).int) ?? 0 >= 3
+                }
+            }
         }
-        // A new process: a new connection, a new bus, the same store.
+        // A new process: a new connection, a new bus, the same store (and the same streams).
         try await environment.withDatabase { database in
-            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .milliseconds(50))
+            var harness = try BusHarness.make(busCase.kind, database: database)
+            if let redisBus = harness.bus as? RedisEventBus, let redis = harness.redis, let previous = prefix.withLock({ $0 }) {
+                var options = redisBus.options
+                options.prefix = previous
+                let bus = RedisEventBus(redis: redis, local: redisBus.local, options: options, logger: testLogger)
+                harness.bus = bus
+                harness.carriers = bus.maintenanceServices()
+            }
             let consumer = RecordingConsumer(group: "test.durable")
-            try await run([consumer], bus: bus) { consumer.numbers.count >= 3 }
+            try await run([consumer], harness: harness) { consumer.numbers.count >= 3 }
             #expect(consumer.numbers == [0, 1, 2])
         }
     }

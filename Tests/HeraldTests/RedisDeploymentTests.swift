@@ -1,0 +1,78 @@
+import Foundation
+import HTTPTypes
+import HeraldApp
+import HeraldRedis
+import Testing
+
+/// The application with HERALD_REDIS_URL: events travel on Redis Streams and rate limits live in Redis.
+@Suite("Herald on Redis")
+struct RedisDeploymentTests {
+    static var redisURL: String? {
+        guard let url = ProcessInfo.processInfo.environment["HERALD_TEST_REDIS_URL"], !url.isEmpty else {
+            precondition(ProcessInfo.processInfo.environment["HERALD_TEST_REQUIRE_SERVERS"] != "1", "HERALD_TEST_REDIS_URL is required")
+            return nil
+        }
+        return url
+    }
+
+    static func configure(_ config: inout HeraldConfiguration) {
+        config.redisURL = redisURL
+        // Keys of their own: parallel tests share the Redis server.
+        config.redisPrefix = "test:\(UUID().uuidString.prefix(8)):"
+    }
+
+    @Test(arguments: TestStore.available)
+    func theCoreFlowRunsOnRedisStreams(store: TestStore) async throws {
+        guard Self.redisURL != nil else { return }
+        try await withApp(store, configure: Self.configure) { client, _ in
+            let ready = try await client.call(.get, "/readyz")
+            #expect(ready.status == .ok && (ready.json["checks"] as? [String: String])?["redis"] == "ok", "\(ready.text)")
+
+            // site.created reaches Notifications through Redis (the fixture waits for the widget key to resolve).
+            let fixture = try await client.siteFixture()
+            let notification = try await client.createNotification(fixture, ["name": "Hello", "type": "announcement"])
+            let events = (0..<3).map { _ in ["type": "impression", "notificationId": notification, "path": "/"] }
+            let accepted = try await client.call(
+                .post, "/widget/v1/\(fixture.publicKey)/beacons", json: ["visitorId": "visitor-0001", "events": events])
+            #expect(accepted.status == .accepted, "\(accepted.text)")
+            // The beacon batch reaches Analytics and Billing, each once.
+            try await eventually("the impressions to be counted by Analytics") {
+                let summary = try await client.call(.get, "/sites/\(fixture.site)/analytics", token: fixture.token).json
+                return ((summary["totals"] as? [String: Any])?["impressions"] as? Int) == 3
+            }
+            try await eventually("the impressions to be metered by Billing") {
+                let usage = try await client.call(.get, "/sites/\(fixture.site)/usage", token: fixture.token)
+                let metrics = usage.json["metrics"] as? [[String: Any]] ?? []
+                return metrics.first { $0["metric"] as? String == "impressions" }?["usage"] as? Int == 3
+            }
+            // The audit log hears of the notification through the bus too.
+            try await eventually("the audit entry") {
+                let audit = try await client.call(.get, "/organizations/\(fixture.organization)/audit-logs", token: fixture.token)
+                return audit.text.contains("notification.created")
+            }
+        }
+    }
+
+    @Test(arguments: TestStore.available)
+    func loginLimitsAreKeptInRedisForEveryInstance(store: TestStore) async throws {
+        guard let url = Self.redisURL else { return }
+        let prefix = "test:\(UUID().uuidString.prefix(8)):"
+        try await withApp(
+            store,
+            configure: { config in
+                config.redisURL = url
+                config.redisPrefix = prefix
+            }
+        ) { client, _ in
+            let email = "limited-\(UUID().uuidString.prefix(6))@example.com"
+            let attempt = try await client.call(.post, "/auth/login", json: ["email": email, "password": "not the password"])
+            #expect(attempt.status == .unauthorized, "\(attempt.text)")
+            // The failure is counted in Redis, where every instance reads it.
+            let redis = RedisClient(configuration: try RedisConfiguration(url: url), logger: testLogger)
+            let keys = try await redis.send(["KEYS", .string(prefix + "rl:login:*")]).array?.compactMap(\.string) ?? []
+            await redis.shutdown()
+            #expect(
+                keys.contains { $0.hasPrefix(prefix + "rl:login:account:") } && keys.contains { $0.hasPrefix(prefix + "rl:login:ip:") }, "\(keys)")
+        }
+    }
+}
