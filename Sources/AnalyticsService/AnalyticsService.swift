@@ -105,6 +105,7 @@ public struct AnalyticsService: HeraldModule {
 
     public var consumers: [any EventConsumer] { [BeaconIngest(steps: steps), CatalogConsumer()] }
 
+    /// The tables Billing meters as this service's storage.
     public var storageFootprint: StorageFootprint? { AnalyticsTables.footprint }
 
     public var services: [any Service] { [worker] + (shipper.map { [$0] } ?? []) }

@@ -86,6 +86,7 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     let bus: any EventBus
     let rateLimiter: any RateLimiter
     let redis: RedisClient?
+    let signals: any ClusterSignals
     if let url = config.redisURL {
         let configuration: RedisConfiguration
         do {
@@ -100,11 +101,15 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
         options.prefix = config.redisPrefix
         bus = RedisEventBus(redis: client, local: databaseBus, options: options, logger: logger)
         rateLimiter = RedisRateLimiter(client: client, prefix: config.redisPrefix + "rl:", logger: logger)
+        let redisSignals = RedisSignals(redis: client, prefix: config.redisPrefix, logger: logger)
+        services.append(redisSignals)
+        signals = redisSignals
         logger.info("event bus: Redis Streams", metadata: ["redis": "\(configuration)"])
     } else {
         redis = nil
         bus = databaseBus
         rateLimiter = InMemoryRateLimiter()
+        signals = LocalSignals()
     }
     let tokens = await AccessTokenService(keyRing: keyRing, lifetime: config.sessionPolicy.accessTokenLifetime)
     // In one process the Users service's tables answer authorization questions for every service.
@@ -118,7 +123,7 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     }
     if config.mail.isEnabled { logger.info("mail", metadata: ["transport": "\(config.mail)"]) }
     let environment = ModuleEnvironment(
-        config: config, database: database, bus: bus, cipher: FieldCipher(keyRing: keyRing), tokens: tokens,
+        config: config, database: database, bus: bus, signals: signals, cipher: FieldCipher(keyRing: keyRing), tokens: tokens,
         rateLimiter: rateLimiter, access: AccessControl(directory: directory), mail: mail, logger: logger
     )
 

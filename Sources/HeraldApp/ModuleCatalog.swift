@@ -18,6 +18,8 @@ struct ModuleEnvironment: Sendable {
     var config: HeraldConfiguration
     var database: any Database
     var bus: any EventBus
+    /// What every instance hears at once (cache invalidations): Redis pub/sub, or nobody in one process.
+    var signals: any ClusterSignals
     var cipher: FieldCipher
     var tokens: AccessTokenService
     var rateLimiter: any RateLimiter
@@ -54,7 +56,8 @@ enum ModuleCatalog {
         },
         ModuleEntry(NotificationsService.self) { env in
             NotificationsService(
-                database: env.database, bus: env.bus, access: env.access, options: env.config.notificationOptions, logger: env.logger
+                database: env.database, bus: env.bus, access: env.access, options: env.config.notificationOptions, signals: env.signals,
+                logger: env.logger
             )
         },
         ModuleEntry(AnalyticsService.self) { env in

@@ -82,8 +82,14 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let value = unwrapInboundIn(data)
-        if case .push = value {
-            onPush?(value)
+        if case .push(let parts) = value {
+            // In RESP3, (un)subscribing is confirmed with a push; it answers the command that asked.
+            let kind = parts.first?.string?.lowercased() ?? ""
+            if !queue.isEmpty, ["subscribe", "psubscribe", "unsubscribe", "punsubscribe"].contains(kind) {
+                complete(with: value)
+            } else {
+                onPush?(value)
+            }
             return
         }
         guard !queue.isEmpty else {
@@ -91,6 +97,10 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
+        complete(with: value)
+    }
+
+    private func complete(with value: RESPValue) {
         queue[queue.startIndex].replies.append(value)
         if queue[queue.startIndex].replies.count == queue[queue.startIndex].expected {
             let done = queue.removeFirst()

@@ -108,9 +108,10 @@ public struct IntegrationsService: HeraldModule {
         ]
     }
 
-    /// The webhook dispatcher, and the HTTP client's shutdown.
+    /// The tables Billing meters as this service's storage.
     public var storageFootprint: StorageFootprint? { IntegrationsTables.footprint }
 
+    /// The webhook dispatcher, and the HTTP client's shutdown.
     public var services: [any Service] {
         [HTTPClientCloser(http: http), dispatcher]
     }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HeraldCore
+import HeraldEvents
 import HeraldStorage
 import Logging
 import NIOCore
@@ -53,10 +54,15 @@ actor FeedCache {
     /// the process that handles them, so this bounds how stale another instance's copy can be.
     nonisolated let refreshAfter: TimeInterval
 
+    /// Tells the other instances of a deployment what changed, and hears what changed on theirs.
+    nonisolated let signals: any ClusterSignals
+    static let channel = "feed"
+
     init(
         database: any Database, stream: LiveStream, logger: Logger, pushInterval: Duration = .milliseconds(200),
-        refreshAfter: TimeInterval = 30
+        refreshAfter: TimeInterval = 30, signals: any ClusterSignals = LocalSignals()
     ) {
+        self.signals = signals
         self.database = database
         self.stream = stream
         self.logger = logger
@@ -123,14 +129,58 @@ actor FeedCache {
         return entry
     }
 
-    /// Drops the feeds of every site of an organization (a billing decision covers them all).
+    /// Drops the feeds of every site of an organization (a billing decision covers them all), here and on the
+    /// other instances.
     func invalidate(organizationId: UUID) {
-        let siteIds = shared.withLock { $0.entries.values.filter { $0.organizationId == organizationId }.map(\.siteId) }
-        for siteId in siteIds { invalidate(siteId: siteId, reason: .notificationsChanged) }
+        drop(organizationId: organizationId)
+        tellOthers("org|\(organizationId.lowercased)")
     }
 
-    /// Drops a site's feed; for a new activity, also schedules a push to open pages.
+    /// Drops a site's feed, here and on the other instances; for a new activity, each instance with open pages of
+    /// the site pushes it to them.
     func invalidate(siteId: UUID, reason: Reason) {
+        drop(siteId: siteId, reason: reason)
+        let what =
+            switch reason {
+            case .activity(let activityId): "activity|\(activityId.lowercased)"
+            case .notificationsChanged: "notifications"
+            case .siteChanged: "site"
+            }
+        tellOthers("site|\(siteId.lowercased)|\(what)")
+    }
+
+    private func tellOthers(_ message: String) {
+        let signals = self.signals
+        Task { await signals.broadcast(Self.channel, message) }
+    }
+
+    /// Applies what another instance broadcast: `org|<id>` or `site|<id>|activity|<id>`, `site|<id>|notifications`,
+    /// `site|<id>|site`. Anything else is ignored.
+    func applyRemote(_ message: String) {
+        let parts = message.split(separator: "|").map(String.init)
+        switch (parts.first, parts.count) {
+        case ("org", 2):
+            if let organizationId = UUID(uuidString: parts[1]) { drop(organizationId: organizationId) }
+        case ("site", 3), ("site", 4):
+            guard let siteId = UUID(uuidString: parts[1]) else { return }
+            switch parts[2] {
+            case "activity" where parts.count == 4:
+                if let activityId = UUID(uuidString: parts[3]) { drop(siteId: siteId, reason: .activity(activityId)) }
+            case "notifications": drop(siteId: siteId, reason: .notificationsChanged)
+            case "site": drop(siteId: siteId, reason: .siteChanged)
+            default: return
+            }
+        default:
+            return
+        }
+    }
+
+    private func drop(organizationId: UUID) {
+        let siteIds = shared.withLock { $0.entries.values.filter { $0.organizationId == organizationId }.map(\.siteId) }
+        for siteId in siteIds { drop(siteId: siteId, reason: .notificationsChanged) }
+    }
+
+    private func drop(siteId: UUID, reason: Reason) {
         shared.withLock { $0.entries[siteId] = nil }
         generations[siteId, default: 0] += 1
         switch reason {

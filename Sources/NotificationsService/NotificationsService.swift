@@ -57,7 +57,10 @@ public struct NotificationsService: HeraldModule {
         }
     }
 
-    public init(database: any Database, bus: any EventBus, access: AccessControl, options: Options = Options(), logger: Logger) {
+    public init(
+        database: any Database, bus: any EventBus, access: AccessControl, options: Options = Options(), signals: any ClusterSignals = LocalSignals(),
+        logger: Logger
+    ) {
         self.database = database
         self.bus = bus
         self.access = access
@@ -67,7 +70,7 @@ public struct NotificationsService: HeraldModule {
         self.stream = stream
         self.feeds = FeedCache(
             database: database, stream: stream, logger: logger, pushInterval: options.pushInterval,
-            refreshAfter: TimeInterval(options.feedRefreshSeconds)
+            refreshAfter: TimeInterval(options.feedRefreshSeconds), signals: signals
         )
         self.presence = PresenceTracker()
         self.beacons = BeaconWriter(database: database, bus: bus, logger: logger)
@@ -80,11 +83,15 @@ public struct NotificationsService: HeraldModule {
         [SiteDirectoryConsumer(feeds: feeds), ActivityConsumer(feeds: feeds), DeliveryHoldConsumer(feeds: feeds)]
     }
 
-    /// Long-running parts: live-stream keep-alives and shutdown, presence pruning.
+    /// The tables Billing meters as this service's storage.
     public var storageFootprint: StorageFootprint? { NotificationsTables.footprint }
 
+    /// Long-running parts: live-stream keep-alives and shutdown, presence pruning, other instances' feed changes.
     public var services: [any Service] {
-        [LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence, hasher: hasher)]
+        [
+            LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence, hasher: hasher),
+            FeedSignalListener(feeds: feeds),
+        ]
     }
 
     public func addRoutes(to router: some RouterMethods<HeraldRequestContext>) {
@@ -134,6 +141,18 @@ struct PresencePruner: Service {
                 presence.prune()
                 try? await hasher.prune()
             }
+        }
+    }
+}
+
+/// Applies the feed changes other instances broadcast, so a popup reaches visitors connected to any instance and no
+/// instance serves a feed staler than the change.
+struct FeedSignalListener: Service {
+    let feeds: FeedCache
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            for await message in feeds.signals.messages(FeedCache.channel) { await feeds.applyRemote(message) }
         }
     }
 }

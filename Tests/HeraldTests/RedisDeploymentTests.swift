@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import HeraldApp
 import HeraldRedis
+import HummingbirdTesting
+import NotificationsService
 import Testing
 
 /// The application with HERALD_REDIS_URL: events travel on Redis Streams and rate limits live in Redis.
@@ -73,6 +75,36 @@ struct RedisDeploymentTests {
             await redis.shutdown()
             #expect(
                 keys.contains { $0.hasPrefix(prefix + "rl:login:account:") } && keys.contains { $0.hasPrefix(prefix + "rl:login:ip:") }, "\(keys)")
+        }
+    }
+
+    /// Two instances over one database and one Redis: a change made through one reaches the other's cached feed at
+    /// once (not after the 30 s refresh), because the instances tell each other.
+    @Test(arguments: TestStore.available)
+    func aChangeOnOneInstanceRefreshesTheOthersFeed(store: TestStore) async throws {
+        guard let url = Self.redisURL else { return }
+        let environment = try await TestEnvironment.make(store)
+        var config = environment.configuration()
+        config.redisURL = url
+        config.redisPrefix = "test:\(UUID().uuidString.prefix(8)):"
+        // Without signals, the other instance would serve its copy for an hour.
+        config.notificationOptions.feedRefreshSeconds = 3600
+        let first = try await buildApplication(config, logger: testLogger)
+        let second = try await buildApplication(config, logger: testLogger)
+        try await first.test(.router) { a in
+            try await second.test(.router) { b in
+                let fixture = try await a.siteFixture()
+                let feedPath = "/widget/v1/\(fixture.publicKey)/feed"
+                try await eventually("the second instance to know the site") { try await b.call(.get, feedPath).status == .ok }
+                let before = try await b.call(.get, feedPath)
+                #expect((before.json["notifications"] as? [Any])?.isEmpty == true, "\(before.text)")
+                // Published through the first instance; the second instance's cached feed is dropped and rebuilt.
+                _ = try await a.createNotification(fixture, ["name": "Hello", "type": "announcement", "message": "Welcome"])
+                try await eventually("the second instance to serve the new notification") {
+                    let feed = try await b.call(.get, feedPath)
+                    return (feed.json["notifications"] as? [Any])?.count == 1
+                }
+            }
         }
     }
 }

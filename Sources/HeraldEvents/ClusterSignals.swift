@@ -1,0 +1,23 @@
+import Foundation
+
+/// Messages every instance of a deployment hears at once: cache invalidations and live pushes. Not durable and not
+/// for facts (events carry those): a signal an instance misses while disconnected costs it a stale cache until its
+/// next refresh, nothing more.
+public protocol ClusterSignals: Sendable {
+    /// Sends `message` to the other instances listening on `channel`.
+    func broadcast(_ channel: String, _ message: String) async
+    /// What other instances broadcast on `channel`, while the stream is consumed.
+    func messages(_ channel: String) -> AsyncStream<String>
+}
+
+/// One process: there is nobody else to tell.
+public struct LocalSignals: ClusterSignals {
+    public init() {}
+
+    public func broadcast(_ channel: String, _ message: String) async {}
+
+    public func messages(_ channel: String) -> AsyncStream<String> {
+        // Never yields; iteration ends when the consuming task is cancelled.
+        AsyncStream { _ in }
+    }
+}
