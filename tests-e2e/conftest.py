@@ -46,7 +46,13 @@ class Herald:
         self.env.update(env or {})
         self.args = list(args)
         self.proc = None
-        self.base = f"http://127.0.0.1:{self.port}"
+        # With HERALD_TLS_CERT_FILE the server speaks TLS; the test's own CA and client certificate come from
+        # HERALD_TEST_TLS_CA and HERALD_TEST_TLS_CLIENT (a "cert.pem,key.pem" pair) in env.
+        self.tls = bool(self.env.get("HERALD_TLS_CERT_FILE"))
+        self.verify = self.env.get("HERALD_TEST_TLS_CA", True)
+        client = self.env.get("HERALD_TEST_TLS_CLIENT")
+        self.cert = tuple(client.split(",")) if client else None
+        self.base = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout=30):
         cmd = [HERALD_BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir, *self.args]
@@ -59,7 +65,7 @@ class Herald:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"herald exited with {self.proc.returncode}: {self.output()}")
             try:
-                if requests.get(self.base + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.base + "/readyz", timeout=1, verify=self.verify, cert=self.cert).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

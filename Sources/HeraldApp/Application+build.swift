@@ -10,6 +10,8 @@ import HeraldRedisBus
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOFoundationCompat
@@ -20,8 +22,10 @@ import UsersService
 /// services behind one router with the shared middleware, and registers the background services.
 public func buildApplication(_ config: HeraldConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let composition = try await compose(config, logger: logger)
+    let server: HTTPServerBuilder = try config.tls.map { try .tls(.http1(), tlsConfiguration: try $0.makeTLSConfiguration()) } ?? .http1()
     var app = Application(
         router: composition.router,
+        server: server,
         configuration: ApplicationConfiguration(address: .hostname(config.host, port: config.port), serverName: nil),
         services: composition.services,
         onServerRunning: { channel in

@@ -77,6 +77,8 @@ public struct HeraldConfiguration: Sendable {
     public var eventPollInterval: Duration = .milliseconds(500)
     /// Redis for the event bus and shared limits (HERALD_REDIS_URL); unset: the embedded bus and per-process limits.
     public var redisURL: String?
+    /// TLS (and mutual TLS) on Herald's port (HERALD_TLS_CERT_FILE, HERALD_TLS_KEY_FILE, HERALD_TLS_CLIENT_CA_FILE).
+    public var tls: ServerTLSConfiguration?
     /// Prefix of every Redis key Herald writes (HERALD_REDIS_PREFIX), so deployments can share one Redis.
     public var redisPrefix = "herald:"
     /// How often each service reports its storage per organization to Billing (HERALD_STORAGE_REPORT_INTERVAL, seconds).
@@ -87,7 +89,7 @@ public struct HeraldConfiguration: Sendable {
     public var effectivePublicURL: String {
         if let publicURL { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
         let shownHost = host == "0.0.0.0" || host == "::" ? "localhost" : (host.contains(":") ? "[\(host)]" : host)
-        return "http://\(shownHost):\(port)"
+        return "\(tls == nil ? "http" : "https")://\(shownHost):\(port)"
     }
 
     /// Reads HERALD_* variables; flags are applied on top by the command line.
@@ -197,6 +199,7 @@ public struct HeraldConfiguration: Sendable {
             }
             config.redisURL = url
         }
+        config.tls = try ServerTLSConfiguration.fromEnvironment(environment)
         if let prefix = environment["HERALD_REDIS_PREFIX"], !prefix.isEmpty {
             guard prefix.count <= 64, prefix.allSatisfy({ $0.isLetter || $0.isNumber || ":-_.".contains($0) }) else {
                 throw ConfigurationError("HERALD_REDIS_PREFIX must be up to 64 letters, digits and : - _ . (default herald:)")
