@@ -151,11 +151,13 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     }
     services += consumers.map { bus.consumerService(for: $0) }
     services += bus.maintenanceServices()
-    services.append(
-        StorageReporter(
-            database: database, bus: bus, footprints: footprints, interval: config.storageReportInterval, started: started, logger: logger
+    if !footprints.isEmpty {
+        services.append(
+            StorageReporter(
+                database: database, bus: bus, footprints: footprints, interval: config.storageReportInterval, started: started, logger: logger
+            )
         )
-    )
+    }
 
     return Composition(router: router, services: services, migrator: migrator, started: started)
 }

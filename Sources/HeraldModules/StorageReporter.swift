@@ -37,7 +37,8 @@ public struct StorageReporter: Service {
     }
 
     public func run() async throws {
-        guard !footprints.isEmpty else { return }
+        // A service that returns early stops the whole process: with nothing to measure, wait for shutdown instead.
+        guard !footprints.isEmpty else { return try await gracefulShutdown() }
         await cancelWhenGracefulShutdown {
             while !started.isOpen && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
             var reported: [Key: Int64] = [:]
