@@ -222,9 +222,11 @@ struct OutboxRelay: BatchEventConsumer {
     let eventTypes: Set<String> = [EventTypes.all]
     var maxBatch: Int { 1000 }
 
-    /// Publishes before the database records the batch as relayed: a failure leaves the events to relay again.
+    /// Publishes before the database records the batch as relayed. While Redis is unreachable the relay waits and
+    /// tries again rather than failing the batch: a failed batch would send its events to the database bus's
+    /// retries, out of order.
     func prepare(batch events: [EventEnvelope]) async throws -> any Sendable {
-        try await bus.publish(events)
+        try await publishPatiently(events)
         return ()
     }
 
@@ -232,6 +234,22 @@ struct OutboxRelay: BatchEventConsumer {
 
     /// The one-at-a-time path the database bus takes after a failed batch.
     func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws {
-        try await bus.publish(events)
+        try await publishPatiently(events)
+    }
+
+    private func publishPatiently(_ events: [EventEnvelope]) async throws {
+        var failures = 0
+        while true {
+            do {
+                try await bus.publish(events)
+                if failures > 0 { bus.logger.info("relaying events to Redis again") }
+                return
+            } catch {
+                try Task.checkCancellation()
+                failures += 1
+                if failures == 1 { bus.logger.warning("cannot relay events to Redis; retrying", metadata: ["error": "\(error)"]) }
+                try await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 6)), 5000)))
+            }
+        }
     }
 }
