@@ -105,6 +105,12 @@ public struct AnalyticsService: HeraldModule {
 
     public var consumers: [any EventConsumer] { [BeaconIngest(steps: steps), CatalogConsumer()] }
 
+    /// ClickHouse, when reports run there.
+    public var dependencies: [DependencyCheck] {
+        guard let client = shipper?.client else { return [] }
+        return [DependencyCheck("clickhouse") { try await client.execute("SELECT 1", useDatabase: false) }]
+    }
+
     /// The tables Billing meters as this service's storage.
     public var storageFootprint: StorageFootprint? { AnalyticsTables.footprint }
 

@@ -137,18 +137,20 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ProblemMiddleware(routes: RouteTable(openAPIDocument: Data(buffer: OpenAPIDocument.bytes))))
     router.add(middleware: AuthenticationMiddleware(tokens: tokens, directory: directory))
-    addOperationalRoutes(to: router, database: database, migrator: migrator, redis: redis)
 
     // Modules are built only when selected: some own clients or caches that must not exist otherwise.
     var consumers: [any EventConsumer] = []
     var footprints: [(service: String, footprint: StorageFootprint)] = []
+    var dependencies: [DependencyCheck] = []
     for entry in ModuleCatalog.all where config.services.contains(entry.name) {
         let module = entry.make(environment)
         module.addRoutes(to: router)
         consumers += module.consumers
         services += module.services
         if let footprint = module.storageFootprint { footprints.append((entry.name.rawValue, footprint)) }
+        dependencies += module.dependencies
     }
+    addOperationalRoutes(to: router, database: database, migrator: migrator, redis: redis, dependencies: dependencies)
     services += consumers.map { bus.consumerService(for: $0) }
     services += bus.maintenanceServices()
     if !footprints.isEmpty {

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTP
+import HeraldModules
 import HeraldRedis
 import HeraldStorage
 import Hummingbird
@@ -12,7 +13,9 @@ struct HealthBody: Encodable, Sendable {
 }
 
 /// Liveness, readiness and the API description.
-func addOperationalRoutes(to router: Router<HeraldRequestContext>, database: any Database, migrator: Migrator, redis: RedisClient?) {
+func addOperationalRoutes(
+    to router: Router<HeraldRequestContext>, database: any Database, migrator: Migrator, redis: RedisClient?, dependencies: [DependencyCheck]
+) {
     router.get("healthz") { _, _ in
         JSONResponse(HealthBody(status: "ok"))
     }
@@ -25,6 +28,15 @@ func addOperationalRoutes(to router: Router<HeraldRequestContext>, database: any
         } catch {
             checks["database"] = "unreachable"
             failures.append("the database does not answer")
+        }
+        for dependency in dependencies {
+            do {
+                try await dependency.check()
+                checks[dependency.name] = "ok"
+            } catch {
+                checks[dependency.name] = "unreachable"
+                failures.append("\(dependency.name) does not answer")
+            }
         }
         if let redis {
             do {

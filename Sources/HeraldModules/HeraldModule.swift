@@ -20,10 +20,24 @@ public protocol HeraldModule: Sendable {
     var services: [any Service] { get }
     /// The tenant tables whose size Billing meters as the organization's storage with this service.
     var storageFootprint: StorageFootprint? { get }
+    /// Outside systems this service needs to answer requests (ClickHouse for Analytics), checked by `/readyz`.
+    var dependencies: [DependencyCheck] { get }
+}
+
+/// A dependency `/readyz` checks: its name in the answer, and a check that throws when it does not answer.
+public struct DependencyCheck: Sendable {
+    public var name: String
+    public var check: @Sendable () async throws -> Void
+
+    public init(_ name: String, check: @escaping @Sendable () async throws -> Void) {
+        self.name = name
+        self.check = check
+    }
 }
 
 extension HeraldModule {
     public var consumers: [any EventConsumer] { [] }
     public var services: [any Service] { [] }
     public var storageFootprint: StorageFootprint? { nil }
+    public var dependencies: [DependencyCheck] { [] }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import HeraldApp
 import HeraldContracts
 import HeraldCore
 import HeraldStorage
@@ -110,6 +112,23 @@ struct ClickHouseUnitTests {
 @Suite("ClickHouse: shipping and reports", .enabled(if: clickHouseURL != nil))
 struct ClickHouseIntegrationTests {
     static let tz = "America/Chicago"
+
+    @Test("readiness reports ClickHouse, and a ClickHouse that does not answer makes Herald not ready")
+    func readiness() async throws {
+        let database = "herald_t_" + UUID().lowercased.replacingOccurrences(of: "-", with: "").prefix(12)
+        try await withApp(
+            .sqlite, configure: { $0.analyticsOptions.clickHouse = try? ClickHouseConfiguration.parse(url: clickHouseURL ?? "", database: database) }
+        ) {
+            client, _ in
+            let ready = try await client.call(.get, "/readyz")
+            #expect(ready.status == .ok && (ready.json["checks"] as? [String: String])?["clickhouse"] == "ok", "\(ready.text)")
+        }
+        try await withApp(.sqlite, configure: { $0.analyticsOptions.clickHouse = try? ClickHouseConfiguration.parse(url: "http://127.0.0.1:1") }) {
+            client, _ in
+            let ready = try await client.call(.get, "/readyz")
+            #expect(ready.status == .serviceUnavailable && ready.text.contains("clickhouse does not answer"), "\(ready.text)")
+        }
+    }
 
     @Test("every fact from ClickHouse equals the rollups'; each raw event is shipped once", arguments: TestStore.available)
     func sameFacts(store: TestStore) async throws {
