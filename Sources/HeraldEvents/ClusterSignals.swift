@@ -17,7 +17,10 @@ public struct LocalSignals: ClusterSignals {
     public func broadcast(_ channel: String, _ message: String) async {}
 
     public func messages(_ channel: String) -> AsyncStream<String> {
-        // Never yields; iteration ends when the consuming task is cancelled.
-        AsyncStream { _ in }
+        // Never yields; iteration ends when the consuming task is cancelled. The continuation is kept by its own
+        // termination handler, so the stream does not end when this function returns.
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+        continuation.onTermination = { _ in _ = continuation }
+        return stream
     }
 }

@@ -206,18 +206,13 @@ struct RedisConsumerRunner: Service {
         }
     }
 
-    /// XCLAIMs entries for this consumer; trimmed ones are acknowledged, since there is nothing left to deliver.
+    /// XCLAIMs entries for this consumer. An entry another consumer took meanwhile (its idle time reset) is not
+    /// returned and stays with that consumer; one trimmed from the stream is dropped from the pending list by Redis.
     func claim(stream: String, ids: [String], minimumIdle: Int64, _ connection: RedisConnection) async throws -> [Message] {
         let reply = try await connection.send(
             ["XCLAIM", .string(stream), .string(consumer.group), .string(bus.consumerName), .integer(minimumIdle)] + ids.map { .string($0) }
         )
-        let messages = Self.entries(reply, stream: stream)
-        let present = Set(messages.map(\.id))
-        let trimmed = ids.filter { !present.contains($0) }
-        if !trimmed.isEmpty {
-            try await bus.redis.send(["XACK", .string(stream), .string(consumer.group)] + trimmed.map { .string($0) })
-        }
-        return messages.filter { !$0.fields.isEmpty || $0.event != nil }
+        return Self.entries(reply, stream: stream).filter { !$0.fields.isEmpty || $0.event != nil }
     }
 
     /// Moves a message to the group's dead-letter stream and acknowledges it, in one MULTI so neither happens alone.

@@ -154,5 +154,7 @@ struct FeedSignalListener: Service {
         await cancelWhenGracefulShutdown {
             for await message in feeds.signals.messages(FeedCache.channel) { await feeds.applyRemote(message) }
         }
+        // A service that returns stops the process: if the signals end before shutdown, wait for it.
+        try await gracefulShutdown()
     }
 }
