@@ -68,7 +68,8 @@ struct BusHarness: Sendable {
     /// Retries come back within a second, so a delivery that failed under a loaded test run (the store refusing
     /// connections for a moment) is not left waiting past the test's deadline.
     static func make(
-        _ kind: BusKind, database: any Database, retryPolicy: RetryPolicy = RetryPolicy(maxAttempts: 50, baseDelay: .milliseconds(100), maxDelay: .seconds(1))
+        _ kind: BusKind, database: any Database,
+        retryPolicy: RetryPolicy = RetryPolicy(maxAttempts: 50, baseDelay: .milliseconds(100), maxDelay: .seconds(1))
     ) throws -> BusHarness {
         let local = DatabaseEventBus(database: database, logger: testLogger, retryPolicy: retryPolicy, pollInterval: .milliseconds(20))
         switch kind {
