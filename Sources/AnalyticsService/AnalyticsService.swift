@@ -108,7 +108,7 @@ public struct AnalyticsService: HeraldModule {
     /// ClickHouse, when reports run there.
     public var dependencies: [DependencyCheck] {
         guard let client = shipper?.client else { return [] }
-        return [DependencyCheck("clickhouse") { try await client.execute("SELECT 1", useDatabase: false) }]
+        return [DependencyCheck("clickhouse") { try await client.ping() }]
     }
 
     /// The tables Billing meters as this service's storage.

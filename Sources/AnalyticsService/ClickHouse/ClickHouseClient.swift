@@ -126,6 +126,11 @@ struct ClickHouseClient: Sendable {
     )
 
     /// Runs a statement without rows (DDL). `useDatabase` false for statements that create the database itself.
+    /// Whether the server answers a query (the database need not exist yet): for readiness.
+    func ping() async throws {
+        try await execute("SELECT 1", useDatabase: false)
+    }
+
     func execute(_ statement: String, useDatabase: Bool = true) async throws {
         _ = try await send(
             operation: "statement", body: ByteBuffer(string: statement), parameters: [], useDatabase: useDatabase,
