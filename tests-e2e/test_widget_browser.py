@@ -260,3 +260,51 @@ def test_widget_rules_pass_the_shared_vectors(browser, world):
 def test_widget_is_within_its_size_budget():
     result = subprocess.run(["python3", os.path.join(ROOT, "scripts", "build-widget.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_site_over_its_quota_shows_nothing_and_the_page_is_unharmed(browser, tmp_path):
+    """At the hard limit of the impressions quota the feed says `paused` and the widget shows nothing, without an error
+    on the visitor's page."""
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"currency": "usd", "trialPlan": "tiny", "trialDays": 14, "fallbackPlan": "tiny", "plans": [
+        {"id": "tiny", "name": "Tiny", "monthlyPrice": 0, "yearlyPrice": 0,
+         "quotas": {"impressionsPerMonth": 5, "activeCampaigns": 2, "sites": 1, "storageBytes": None}}]}))
+    server = Herald(env={"HERALD_BCRYPT_COST": "10", "HERALD_BILLING_PLANS_FILE": str(plans)}).start()
+    try:
+        owner = server.signup()
+        auth = server.auth(owner["token"])
+        org = requests.post(server.url("/organizations"), json={"name": "Quota"}, headers=auth).json()
+        site = requests.post(server.url(f"/organizations/{org['id']}/sites"), json={"name": "Shop", "domain": "localhost"}, headers=auth).json()
+        assert wait_for(lambda: requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).status_code == 200, 10)
+        n = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=auth, json={
+            "name": "Recent purchases", "type": "recent_activity", "settings": {"firstDelaySeconds": 0, "displaySeconds": 4, "gapSeconds": 0}}).json()
+        assert requests.post(server.url(f"/sites/{site['id']}/notifications/{n['id']}/publish"), headers=auth).status_code == 200
+        r = requests.post(server.url(f"/sites/{site['id']}/activities"), json={"type": "purchase", "firstName": "Quinn", "productName": "Mug"},
+                          headers={"Authorization": f"Bearer {site['secretKey']}"})
+        assert r.status_code == 202, r.text
+        world = {"server": server, "site": site}
+        script = "<script>window.__errors = []; addEventListener('error', e => __errors.push(String(e.message))); " \
+                 "addEventListener('unhandledrejection', e => __errors.push(String(e.reason)));</script>"
+
+        # Under the quota the popup shows.
+        page = open_page(browser, world, extra=script)
+        try:
+            assert wait_for(lambda: any("Quinn" in p["text"] for p in popups(browser)), 10)
+        finally:
+            page.close()
+
+        # 7 of 5 impressions: past the hard limit (120 %), delivery pauses for the organization.
+        beacons = {"visitorId": "quota-visitor-01", "events": [{"type": "impression", "notificationId": n["id"], "path": "/"}] * 6}
+        assert requests.post(server.url(f"/widget/v1/{site['publicKey']}/beacons"), json=beacons).status_code == 202
+        assert wait_for(lambda: requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).json().get("paused") == "quota", 15)
+
+        page = open_page(browser, world, extra=script)
+        try:
+            time.sleep(3)
+            assert not popups(browser)
+            assert browser.execute_script("return window.__errors") == []
+            assert browser.execute_script("return document.getElementById('content').textContent") == "Products"
+        finally:
+            page.close()
+    finally:
+        server.stop()
