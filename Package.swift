@@ -126,7 +126,7 @@ let package = Package(
         .target(
             name: "HeraldRedis",
             dependencies: [
-                "HeraldSecurity",
+                "HeraldCore", "HeraldSecurity",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -42,7 +42,8 @@ public struct EventApplier: Sendable {
         let now = Date()
         let applied = try await database.transaction(.system) { tx in
             var fresh = Set<UUID>()
-            for start in stride(from: 0, to: events.count, by: 500) {
+            if !consumer.recordsProcessed { fresh = Set(events.map(\.id)) }
+            for start in stride(from: 0, to: consumer.recordsProcessed ? events.count : 0, by: 500) {
                 let chunk = events[start..<min(start + 500, events.count)]
                 let values = SQL.joined(chunk.map { "(\(consumer.group), \($0.id), \(now))" }, separator: ", ")
                 let rows = try await tx.query(

@@ -34,6 +34,9 @@ extension EventConsumer {
 public protocol BatchEventConsumer: EventConsumer {
     /// The most events handed over at once.
     var maxBatch: Int { get }
+    /// Whether the bus records each applied event id for this group (the duplicate guard). A group whose handling is
+    /// harmless to repeat (the Redis relay: consumers deduplicate) skips those writes on its batches.
+    var recordsProcessed: Bool { get }
     func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws
 
     /// Runs before the batch's transaction: decoding and computing here keeps the store (SQLite has one writer)
@@ -48,6 +51,7 @@ public protocol BatchEventConsumer: EventConsumer {
 
 extension BatchEventConsumer {
     public var maxBatch: Int { 200 }
+    public var recordsProcessed: Bool { true }
 
     public func prepare(batch events: [EventEnvelope]) async throws -> any Sendable { () }
 

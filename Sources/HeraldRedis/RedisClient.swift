@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HeraldCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -147,6 +148,6 @@ public struct RedisScript: Sendable {
 
     public init(_ source: String) {
         self.source = source
-        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { String(format: "%02x", $0) }.joined()
+        self.sha1 = Array(Insecure.SHA1.hash(data: Array(source.utf8))).hexString
     }
 }

@@ -221,6 +221,8 @@ struct OutboxRelay: BatchEventConsumer {
     let group = "bus.redis-relay"
     let eventTypes: Set<String> = [EventTypes.all]
     var maxBatch: Int { 1000 }
+    /// A repeated XADD is harmless (consumers deduplicate by event id), so the relay's batches write no markers.
+    var recordsProcessed: Bool { false }
 
     /// Publishes before the database records the batch as relayed. While Redis is unreachable the relay waits and
     /// tries again rather than failing the batch: a failed batch would send its events to the database bus's
