@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HeraldCore
 import HeraldHTTP
@@ -340,12 +339,7 @@ extension BillingService {
     /// operator routes do not exist (404).
     func requireOperator(_ request: Request) throws -> String {
         guard let expected = options.operatorToken, !expected.isEmpty else { throw HeraldError.notFound("Page") }
-        let header = request.headers[.authorization] ?? ""
-        let presented = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
-        // Hashing first makes the comparison independent of the tokens' lengths.
-        let matches = SecretToken.constantTimeEquals(
-            Array(SHA256.hash(data: Data(presented.utf8))), Array(SHA256.hash(data: Data(expected.utf8))))
-        guard matches, !presented.isEmpty else {
+        guard SecretToken.bearerMatches(request.headers[.authorization], expected: expected) else {
             throw HeraldError.unauthorized("The operator token (HERALD_OPERATOR_TOKEN) is required: 'Authorization: Bearer <token>'.")
         }
         return "operator"

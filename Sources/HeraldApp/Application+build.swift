@@ -9,6 +9,7 @@ import HeraldRedis
 import HeraldRedisBus
 import HeraldSecurity
 import HeraldStorage
+import HeraldTelemetry
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -131,7 +132,12 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
         rateLimiter: rateLimiter, access: AccessControl(directory: directory), mail: mail, logger: logger
     )
 
+    // Metrics are on only where the operator said how to scrape them; otherwise swift-metrics records nowhere and
+    // requests skip the metrics middleware.
+    let metrics = config.metrics
+    if metrics.isEnabled { HeraldMetrics.enable() }
     let router = Router(context: HeraldRequestContext.self, options: .autoGenerateHeadEndpoints)
+    if metrics.isEnabled { router.add(middleware: HTTPMetricsMiddleware()) }
     router.add(middleware: RequestIdMiddleware(trustedProxies: config.trustedProxies))
     router.add(middleware: AccessLogMiddleware())
     router.add(middleware: SecurityHeadersMiddleware())
@@ -144,13 +150,28 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     var dependencies: [DependencyCheck] = []
     for entry in ModuleCatalog.all where config.services.contains(entry.name) {
         let module = entry.make(environment)
-        module.addRoutes(to: router)
+        if metrics.isEnabled {
+            module.addRoutes(to: router.group().add(middleware: ServiceLabelMiddleware(service: entry.name.rawValue)))
+        } else {
+            module.addRoutes(to: router)
+        }
         consumers += module.consumers
         services += module.services
         if let footprint = module.storageFootprint { footprints.append((entry.name.rawValue, footprint)) }
         dependencies += module.dependencies
     }
-    addOperationalRoutes(to: router, database: database, migrator: migrator, redis: redis, dependencies: dependencies)
+    if metrics.isEnabled {
+        let operational = router.group().add(middleware: ServiceLabelMiddleware(service: "operational"))
+        addOperationalRoutes(to: operational, database: database, migrator: migrator, redis: redis, dependencies: dependencies)
+        let exporter = makeMetricsExporter(database: database, bus: bus)
+        addMetricsRoute(to: operational, exporter: exporter, token: metrics.token)
+        if let port = metrics.port {
+            services.append(makeMetricsListener(exporter: exporter, host: metrics.host ?? config.host, port: port, logger: logger))
+        }
+    } else {
+        addOperationalRoutes(to: router, database: database, migrator: migrator, redis: redis, dependencies: dependencies)
+        addMetricsRoute(to: router, exporter: nil, token: nil)
+    }
     services += consumers.map { bus.consumerService(for: $0) }
     services += bus.maintenanceServices()
     if !footprints.isEmpty {

@@ -83,6 +83,8 @@ public struct HeraldConfiguration: Sendable {
     public var redisPrefix = "herald:"
     /// How often each service reports its storage per organization to Billing (HERALD_STORAGE_REPORT_INTERVAL, seconds).
     public var storageReportInterval: Duration = .seconds(3600)
+    /// Where Prometheus scrapes `/metrics` (HERALD_METRICS_PORT, HERALD_METRICS_HOST, HERALD_METRICS_TOKEN); off by default.
+    public var metrics = MetricsConfiguration()
 
     public init() {}
 
@@ -212,6 +214,7 @@ public struct HeraldConfiguration: Sendable {
             }
             config.storageReportInterval = .seconds(seconds)
         }
+        config.metrics = try readMetrics(environment)
         return config
     }
 

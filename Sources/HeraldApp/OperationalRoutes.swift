@@ -14,7 +14,8 @@ struct HealthBody: Encodable, Sendable {
 
 /// Liveness, readiness and the API description.
 func addOperationalRoutes(
-    to router: Router<HeraldRequestContext>, database: any Database, migrator: Migrator, redis: RedisClient?, dependencies: [DependencyCheck]
+    to router: some RouterMethods<HeraldRequestContext>, database: any Database, migrator: Migrator, redis: RedisClient?,
+    dependencies: [DependencyCheck]
 ) {
     router.get("healthz") { _, _ in
         JSONResponse(HealthBody(status: "ok"))

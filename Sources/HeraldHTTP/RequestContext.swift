@@ -31,6 +31,8 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
     public var principal: Principal?
     /// Why the presented credentials were refused. Public routes ignore it; routes that need a caller throw it.
     public var authenticationFailure: HeraldError?
+    /// Set by ``HTTPMetricsMiddleware`` when metrics are on: what the request's labels are.
+    public var observation: RequestObservation?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -27,4 +27,12 @@ public enum SecretToken {
         for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
         return difference == 0
     }
+
+    /// Whether an `Authorization` header carries `Bearer <expected>`, compared in constant time. Hashing first
+    /// makes the comparison independent of the tokens' lengths.
+    public static func bearerMatches(_ authorization: String?, expected: String) -> Bool {
+        guard !expected.isEmpty, let authorization, authorization.hasPrefix("Bearer ") else { return false }
+        let presented = authorization.dropFirst(7)
+        return !presented.isEmpty && constantTimeEquals(hash(String(presented)), hash(expected))
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import Synchronization
 
 /// Whose rows a transaction may see. PostgreSQL enforces this with row-level security policies keyed on
 /// per-transaction settings; SQLite relies on the repositories' `WHERE` clauses alone.
@@ -64,6 +65,49 @@ public protocol Database: Sendable {
 
     /// Releases the store's connections. Only needed when the store is not run as a service.
     func shutdown() async
+
+    /// How many connections transactions hold and wait for now, for `herald_db_pool_connections`.
+    var poolUse: PoolUse { get }
+}
+
+/// A store's connection pool at one moment.
+public struct PoolUse: Sendable, Equatable {
+    /// Connections a transaction holds.
+    public var inUse: Int
+    /// Transactions waiting for a connection.
+    public var waiting: Int
+    /// The most connections the pool opens.
+    public var capacity: Int
+
+    public init(inUse: Int, waiting: Int, capacity: Int) {
+        self.inUse = inUse
+        self.waiting = waiting
+        self.capacity = capacity
+    }
+}
+
+/// Counts transactions that asked for a connection and those that hold one. Two relaxed atomics per transaction:
+/// cheap enough to stay on for every store.
+final class PoolCounter: Sendable {
+    private let asked = Atomic<Int>(0)
+    private let holding = Atomic<Int>(0)
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// A transaction asks for a connection; pair with ``released()``.
+    func requested() { asked.wrappingAdd(1, ordering: .relaxed) }
+    /// A transaction got its connection; pair with ``returned()``.
+    func leased() { holding.wrappingAdd(1, ordering: .relaxed) }
+    func returned() { holding.wrappingSubtract(1, ordering: .relaxed) }
+    func released() { asked.wrappingSubtract(1, ordering: .relaxed) }
+
+    var use: PoolUse {
+        let inUse = holding.load(ordering: .relaxed)
+        return PoolUse(inUse: inUse, waiting: max(0, asked.load(ordering: .relaxed) - inUse), capacity: capacity)
+    }
 }
 
 extension Database {

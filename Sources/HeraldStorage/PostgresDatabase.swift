@@ -93,6 +93,7 @@ public final class PostgresDatabase: Database, Service {
     public let client: PostgresClient
     public let url: PostgresURL
     private let logger: Logger
+    private let pool: PoolCounter
 
     /// The pool's size when the operator says nothing (HERALD_DATABASE_POOL_SIZE).
     public static let defaultMaximumConnections = 20
@@ -102,6 +103,7 @@ public final class PostgresDatabase: Database, Service {
     public init(url: PostgresURL, maximumConnections: Int = PostgresDatabase.defaultMaximumConnections, logger: Logger) {
         self.url = url
         self.logger = logger
+        self.pool = PoolCounter(capacity: maximumConnections)
         self.client = PostgresClient(configuration: url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
     }
 
@@ -132,7 +134,11 @@ public final class PostgresDatabase: Database, Service {
 
     public func transaction<T: Sendable>(_ scope: TenantScope, _ body: (any SQLExecutor) async throws -> T) async throws -> T {
         do {
+            pool.requested()
+            defer { pool.released() }
             return try await client.withTransaction(logger: logger) { connection in
+                pool.leased()
+                defer { pool.returned() }
                 let executor = PostgresExecutor(connection: connection, logger: logger)
                 try await executor.applyScope(scope)
                 return try await body(executor)
@@ -143,6 +149,8 @@ public final class PostgresDatabase: Database, Service {
             throw PostgresExecutor.map(error)
         }
     }
+
+    public var poolUse: PoolUse { pool.use }
 
     public func ping() async throws {
         do {

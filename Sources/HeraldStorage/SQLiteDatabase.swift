@@ -10,6 +10,7 @@ public final class SQLiteDatabase: Database {
     public let dialect = SQLDialect.sqlite
     private let connection: SQLiteConnection
     private let lock = AsyncLock()
+    private let pool = PoolCounter(capacity: 1)
     public let path: String
 
     private init(connection: SQLiteConnection, path: String) {
@@ -46,20 +47,30 @@ public final class SQLiteDatabase: Database {
         return SQLiteDatabase(connection: connection, path: ":memory:")
     }
 
+    public var poolUse: PoolUse { pool.use }
+
     public func transaction<T: Sendable>(_ scope: TenantScope, _ body: (any SQLExecutor) async throws -> T) async throws -> T {
-        try await lock.withLock {
-            let executor = SQLiteExecutor(connection: connection)
-            // BEGIN, COMMIT and ROLLBACK run in their own tasks so that cancelling the caller can never leave the
-            // shared connection inside an open transaction.
-            try await Task { try await executor.raw("BEGIN IMMEDIATE") }.value
-            do {
-                let result = try await body(executor)
-                try await Task { try await executor.raw("COMMIT") }.value
-                return result
-            } catch {
-                try? await Task { try await executor.raw("ROLLBACK") }.value
-                throw error
-            }
+        pool.requested()
+        defer { pool.released() }
+        return try await lock.withLock {
+            pool.leased()
+            defer { pool.returned() }
+            return try await run(body)
+        }
+    }
+
+    private func run<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
+        let executor = SQLiteExecutor(connection: connection)
+        // BEGIN, COMMIT and ROLLBACK run in their own tasks so that cancelling the caller can never leave the
+        // shared connection inside an open transaction.
+        try await Task { try await executor.raw("BEGIN IMMEDIATE") }.value
+        do {
+            let result = try await body(executor)
+            try await Task { try await executor.raw("COMMIT") }.value
+            return result
+        } catch {
+            try? await Task { try await executor.raw("ROLLBACK") }.value
+            throw error
         }
     }
 

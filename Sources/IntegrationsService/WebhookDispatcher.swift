@@ -6,6 +6,7 @@ import HeraldHTTP
 import HeraldModules
 import HeraldStorage
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
@@ -23,6 +24,9 @@ final class WebhookDispatcher: Service, Sendable {
     let policy: WebhookRetryPolicy
     let logger: Logger
     let signal = WakeSignal()
+    /// `herald_webhook_deliveries_total`: every attempt, delivered (a 2xx) or failed (anything else, retried or not).
+    let deliveredAttempts = Counter(label: "herald_webhook_deliveries_total", dimensions: [("outcome", "delivered")])
+    let failedAttempts = Counter(label: "herald_webhook_deliveries_total", dimensions: [("outcome", "failed")])
     static let timeout: TimeAmount = .seconds(15)
     static let parallel = 8
 
@@ -129,6 +133,7 @@ final class WebhookDispatcher: Service, Sendable {
         } catch {
             failure = "\(error)"
         }
+        if failure == nil { deliveredAttempts.increment() } else { failedAttempts.increment() }
         let elapsed = ContinuousClock.now - started
         let duration = Int(elapsed.components.seconds * 1000) + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
         let attempts = message.attempts + 1

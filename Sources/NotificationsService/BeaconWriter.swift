@@ -4,6 +4,7 @@ import HeraldCore
 import HeraldEvents
 import HeraldStorage
 import Logging
+import Metrics
 
 /// Writes beacons with group commit: while one transaction is being committed, the pages that send beacons
 /// meanwhile queue up and share the next one, and each request is answered only after its batch is durable.
@@ -27,6 +28,12 @@ actor BeaconWriter {
     let maxPending: Int
     private var pending: [Pending] = []
     private var flushing = false
+    /// `herald_beacon_events_total` by outcome: accepted and bot (both durable; bots are kept out of the reports),
+    /// refused (503 under overload) and failed (the store did not answer): the client resends those.
+    private let accepted = Counter(label: "herald_beacon_events_total", dimensions: [("outcome", "accepted")])
+    private let bots = Counter(label: "herald_beacon_events_total", dimensions: [("outcome", "bot")])
+    private let refused = Counter(label: "herald_beacon_events_total", dimensions: [("outcome", "refused")])
+    private let failed = Counter(label: "herald_beacon_events_total", dimensions: [("outcome", "failed")])
 
     init(database: any Database, bus: any EventBus, logger: Logger, maxBatch: Int = 2000, maxPending: Int = 20_000) {
         self.database = database
@@ -38,7 +45,10 @@ actor BeaconWriter {
 
     /// Returns once the visit is committed to the outbox.
     func write(_ visit: Visit, route: SiteRoute) async throws {
-        guard pending.count < maxPending else { throw HeraldError.overloaded }
+        guard pending.count < maxPending else {
+            refused.increment(by: visit.beacons.count)
+            throw HeraldError.overloaded
+        }
         try await withCheckedThrowingContinuation { continuation in
             pending.append(Pending(route: route, visit: visit, continuation: continuation))
             if !flushing {
@@ -71,7 +81,13 @@ actor BeaconWriter {
                 }
                 bus.didCommitEvents()
                 for item in batch { item.continuation.resume() }
+                let (people, robots) = batch.reduce(into: (0, 0)) { counts, item in
+                    if item.visit.bot { counts.1 += item.visit.beacons.count } else { counts.0 += item.visit.beacons.count }
+                }
+                accepted.increment(by: people)
+                bots.increment(by: robots)
             } catch {
+                failed.increment(by: batch.reduce(0) { $0 + $1.visit.beacons.count })
                 logger.error("could not store beacons", metadata: ["error": "\(error)", "visits": "\(batch.count)"])
                 for item in batch { item.continuation.resume(throwing: HeraldError.storeUnavailable) }
             }
