@@ -136,8 +136,19 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     // requests skip the metrics middleware.
     let metrics = config.metrics
     if metrics.isEnabled { HeraldMetrics.enable() }
+    // Traces go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT names one (docs/OBSERVABILITY.md).
+    let serviceName =
+        config.services == Set(ServiceName.allCases) ? "herald" : "herald-" + config.services.sorted().map(\.rawValue).joined(separator: "-")
+    let tracing: (any Service)?
+    do {
+        tracing = try HeraldTracing.bootstrap(environment: config.environment, defaultServiceName: serviceName, logger: logger)
+    } catch {
+        throw ConfigurationError("OpenTelemetry (OTEL_*): \(error)")
+    }
+    if let tracing { services.append(tracing) }
     let router = Router(context: HeraldRequestContext.self, options: .autoGenerateHeadEndpoints)
     if metrics.isEnabled { router.add(middleware: HTTPMetricsMiddleware()) }
+    if HeraldTracing.isRequested(config.environment) { router.add(middleware: TracingMiddleware()) }
     router.add(middleware: RequestIdMiddleware(trustedProxies: config.trustedProxies))
     router.add(middleware: AccessLogMiddleware())
     router.add(middleware: SecurityHeadersMiddleware())

@@ -302,7 +302,8 @@ public final class DatabaseEventBus: EventBus {
             occurredAt: try row.get("occurred_at"),
             organizationId: try row.get("organization_id"),
             siteId: try row.get("site_id"),
-            data: try row.get("data")
+            data: try row.get("data"),
+            traceContext: try row.get("trace_context")
         )
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
+import HeraldCore
 import HeraldStorage
+import Tracing
 
 /// Applies delivered events to a consumer exactly once, whichever bus delivered them: each event id is recorded
 /// for the group (`bus.processed`) in the same transaction as the handler's writes, so a redelivery (a crash
@@ -16,6 +18,18 @@ public struct EventApplier: Sendable {
     /// Applies one event in its tenant's scope unless the group already did; returns whether it was applied now.
     @discardableResult
     public func apply(_ event: EventEnvelope, to consumer: any EventConsumer) async throws -> Bool {
+        // One span per consumed event, a child of the span that published it.
+        try await withSpan("\(consumer.group) \(event.type)", context: TraceContext.context(from: event.traceContext), ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "herald"
+            span.attributes["messaging.operation.type"] = "process"
+            span.attributes["messaging.destination.name"] = event.type
+            span.attributes["messaging.consumer.group.name"] = consumer.group
+            span.attributes["messaging.message.id"] = event.id.lowercased
+            return try await applyTraced(event, to: consumer)
+        }
+    }
+
+    private func applyTraced(_ event: EventEnvelope, to consumer: any EventConsumer) async throws -> Bool {
         let scope = event.organizationId.map { TenantScope.organization($0) } ?? .system
         let applied = try await database.transaction(scope) { tx -> Bool in
             let fresh = try await tx.query(
@@ -38,6 +52,24 @@ public struct EventApplier: Sendable {
     public func applyBatch(
         _ events: [EventEnvelope], to consumer: any BatchEventConsumer, prepared: any Sendable,
         alsoInTransaction: @Sendable (any SQLExecutor) async throws -> Void = { _ in }
+    ) async throws -> [EventEnvelope] {
+        // A batch is one span, linked to the spans that published its events (a span has one parent).
+        try await withSpan("\(consumer.group) batch", context: .topLevel, ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "herald"
+            span.attributes["messaging.operation.type"] = "process"
+            span.attributes["messaging.consumer.group.name"] = consumer.group
+            span.attributes["messaging.batch.message_count"] = events.count
+            for event in events.prefix(32) {
+                guard event.traceContext != nil else { continue }
+                span.addLink(SpanLink(context: TraceContext.context(from: event.traceContext), attributes: [:]))
+            }
+            return try await applyBatchTraced(events, to: consumer, prepared: prepared, alsoInTransaction: alsoInTransaction)
+        }
+    }
+
+    private func applyBatchTraced(
+        _ events: [EventEnvelope], to consumer: any BatchEventConsumer, prepared: any Sendable,
+        alsoInTransaction: @Sendable (any SQLExecutor) async throws -> Void
     ) async throws -> [EventEnvelope] {
         let now = Date()
         let applied = try await database.transaction(.system) { tx in

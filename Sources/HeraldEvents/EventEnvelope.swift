@@ -20,6 +20,8 @@ public struct EventEnvelope: Codable, Sendable, Equatable {
     public var siteId: UUID?
     /// The event body as JSON text.
     public var data: String
+    /// The W3C `traceparent` of the activity that published the event, so the consumers' spans join its trace.
+    public var traceContext: String?
 
     public init(
         id: UUID = .v7(),
@@ -28,7 +30,8 @@ public struct EventEnvelope: Codable, Sendable, Equatable {
         occurredAt: Date = Date(),
         organizationId: UUID?,
         siteId: UUID?,
-        data: String
+        data: String,
+        traceContext: String? = nil
     ) {
         self.id = id
         self.type = type
@@ -37,6 +40,7 @@ public struct EventEnvelope: Codable, Sendable, Equatable {
         self.organizationId = organizationId
         self.siteId = siteId
         self.data = data
+        self.traceContext = traceContext
     }
 
     public init<E: DomainEvent>(_ event: E, organizationId: UUID?, siteId: UUID? = nil, occurredAt: Date = Date()) throws {

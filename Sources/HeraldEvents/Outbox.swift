@@ -7,12 +7,14 @@ public enum Outbox {
     static let events = Table("bus", "events")
 
     /// Appends an event inside the caller's transaction.
+    /// The event carries the trace of the task appending it (a request's span, a consumed event's span).
     public static func append(_ envelope: EventEnvelope, in tx: any SQLExecutor) async throws {
+        let traceContext = envelope.traceContext ?? TraceContext.current()
         try await tx.execute(
             """
-            INSERT INTO \(events) (id, type, version, occurred_at, organization_id, site_id, data)
+            INSERT INTO \(events) (id, type, version, occurred_at, organization_id, site_id, data, trace_context)
             VALUES (\(envelope.id), \(envelope.type), \(envelope.version), \(envelope.occurredAt),
-                    \(envelope.organizationId), \(envelope.siteId), \(SQLJSON(envelope.data)))
+                    \(envelope.organizationId), \(envelope.siteId), \(SQLJSON(envelope.data)), \(traceContext))
             """
         )
     }
@@ -34,7 +36,8 @@ public enum Outbox {
     public static let migrations = MigrationSet(
         owner: "bus",
         migrations: [
-            BusMigrations.v1
+            BusMigrations.v1,
+            BusMigrations.v2,
         ]
     )
 }

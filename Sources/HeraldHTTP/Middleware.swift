@@ -37,11 +37,12 @@ public struct RequestIdMiddleware: RouterMiddleware {
         let supplied = request.headers[.requestId]
         if let supplied, Self.isWellFormed(supplied) {
             context.requestId = supplied
-            context.logger[metadataKey: "request_id"] = .string(supplied)
         } else {
             // Hummingbird already gives every request a random id (logged as hb.request.id): reuse it.
             context.requestId = context.id
         }
+        // Every log line of the request carries its id under one key, beside trace_id and span_id when traced.
+        context.logger[metadataKey: "request_id"] = .string(context.requestId)
         if !trustedProxies.isEmpty {
             context.clientIP = ClientAddress.resolve(
                 peer: context.remoteAddress?.ipAddress,

@@ -106,7 +106,7 @@ public final class RedisEventBus: EventBus {
         [
             "id", .string(event.id.lowercased), "type", .string(event.type), "v", .integer(Int64(event.version)), "at",
             .integer(Int64((event.occurredAt.timeIntervalSince1970 * 1000).rounded())), "org", .string(event.organizationId?.lowercased ?? ""),
-            "site", .string(event.siteId?.lowercased ?? ""), "data", .string(event.data),
+            "site", .string(event.siteId?.lowercased ?? ""), "data", .string(event.data), "tp", .string(event.traceContext ?? ""),
         ]
     }
 
@@ -118,7 +118,7 @@ public final class RedisEventBus: EventBus {
         return EventEnvelope(
             id: id, type: type, version: Int(version), occurredAt: Date(timeIntervalSince1970: Double(at) / 1000),
             organizationId: fields["org"]?.string.flatMap(UUID.init(uuidString:)), siteId: fields["site"]?.string.flatMap(UUID.init(uuidString:)),
-            data: data
+            data: data, traceContext: fields["tp"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         )
     }
 

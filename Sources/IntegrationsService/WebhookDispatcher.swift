@@ -11,6 +11,7 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Delivers due messages: signs, sends with a bounded timeout after checking the resolved address, records
 /// the attempt, and schedules the next one or gives up. Deliveries are rows, so they survive restarts.
@@ -121,7 +122,19 @@ final class WebhookDispatcher: Service, Sendable {
             request.headers.add(name: "webhook-timestamp", value: String(timestamp))
             request.headers.add(name: "webhook-signature", value: signatures.joined(separator: " "))
             request.body = .bytes(ByteBuffer(bytes: body))
-            let response = try await http.execute(request, timeout: Self.timeout, logger: logger)
+            // A client span per attempt; the receiver gets its traceparent and can continue the trace.
+            let response = try await withSpan("webhook POST", ofKind: .client) { span in
+                span.attributes["http.request.method"] = "POST"
+                span.attributes["url.full"] = endpoint.url
+                span.attributes["herald.webhook.message_id"] = message.id
+                if let context = ServiceContext.current {
+                    InstrumentationSystem.instrument.inject(context, into: &request.headers, using: HTTPHeadersInjector())
+                }
+                let response = try await http.execute(request, timeout: Self.timeout, logger: logger)
+                span.attributes["http.response.status_code"] = Int(response.status.code)
+                if !(200..<300).contains(response.status.code) { span.setStatus(SpanStatus(code: .error)) }
+                return response
+            }
             statusCode = Int(response.status.code)
             _ = try? await response.body.collect(upTo: 64 * 1024)
             if let header = response.headers.first(name: "Retry-After") {
@@ -192,5 +205,12 @@ enum HTTPDate {
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         return formatter.date(from: text)
+    }
+}
+
+/// Writes trace headers (`traceparent`) into an outgoing AsyncHTTPClient request.
+struct HTTPHeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: key, value: value)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import HeraldApp
 import HeraldCore
 import HeraldSecurity
+import HeraldTelemetry
 import Hummingbird
 import Logging
 
@@ -104,11 +105,22 @@ struct Keys: AsyncParsableCommand {
 func bootstrapLogging(_ config: HeraldConfiguration) -> Logger {
     let json = config.environment["HERALD_LOG_FORMAT"]?.lowercased() == "json"
     let level = config.environment["HERALD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardOutput(label: label)
-        handler.logLevel = level
-        return handler
-    }
+    // Inside a span (a request, a consumed event) every line carries trace_id and span_id, beside request_id.
+    LoggingSystem.bootstrap(
+        { label, provider in
+            var handler: any LogHandler
+            if json {
+                var jsonHandler = JSONLogHandler(label: label)
+                jsonHandler.metadataProvider = provider
+                handler = jsonHandler
+            } else {
+                handler = StreamLogHandler.standardOutput(label: label, metadataProvider: provider)
+            }
+            handler.logLevel = level
+            return handler
+        },
+        metadataProvider: HeraldTracing.loggingMetadataProvider
+    )
     var logger = Logger(label: "herald")
     logger.logLevel = level
     return logger

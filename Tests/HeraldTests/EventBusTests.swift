@@ -36,6 +36,20 @@ final class RecordingConsumer: EventConsumer {
     var numbers: [Int] { seen.withLock { $0 } }
 }
 
+/// Records the trace context of each event it applies.
+final class TraceRecordingConsumer: EventConsumer {
+    let group = "test.traces"
+    let eventTypes: Set<String> = [Pinged.eventType]
+    let seen = Mutex<[(Int, String?)]>([])
+
+    func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {
+        let number = try event.decode(Pinged.self).number
+        seen.withLock { $0.append((number, event.traceContext)) }
+    }
+
+    var contexts: [(Int, String?)] { seen.withLock { $0 } }
+}
+
 /// Which bus carries the events in a contract test: the database bus alone, or Redis Streams fed by the outbox relay.
 enum BusKind: String, Sendable {
     case database
@@ -179,6 +193,29 @@ struct EventBusTests {
             #expect(try await appliedRows(database, group: "test.a") == Array(0..<40))
             let lag = try await bus.lag()
             #expect(lag.map(\.group) == ["test.a", "test.b"] && lag.allSatisfy { $0.pending == 0 && $0.dead == 0 }, "\(lag)")
+        }
+    }
+
+    /// The publisher's W3C traceparent travels in the envelope on both buses, so the consumer's span joins its trace.
+    @Test(arguments: BusCase.available)
+    func theTraceContextTravelsWithTheEvent(_ busCase: BusCase) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
+        try await environment.withDatabase { database in
+            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
+            let harness = try BusHarness.make(busCase.kind, database: database)
+            let consumer = TraceRecordingConsumer()
+            let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            try await database.transaction(.system) { tx in
+                let traced = try EventEnvelope(Pinged(number: 1), organizationId: nil)
+                var envelope = traced
+                envelope.traceContext = traceparent
+                try await Outbox.append(envelope, in: tx)
+                // Outside any span and with no tracer, an event carries no trace.
+                try await Outbox.append(Pinged(number: 2), organizationId: nil, in: tx)
+            }
+            harness.bus.didCommitEvents()
+            try await run([consumer], harness: harness) { consumer.contexts.count >= 2 }
+            #expect(consumer.contexts.sorted { $0.0 < $1.0 }.map(\.1) == [traceparent, nil])
         }
     }
 

@@ -11,6 +11,9 @@ struct MigrationChecksumTests {
         "bus/1": (
             "7c35548cae5328eddda1d492508d25e6516af6e3c8f351ce3d5f87396cda8086", "61da08b190f20f956250ae537af8c8da0200b1407e7511fe28b05364ac00e6a8"
         ),
+        "bus/2": (
+            "7c56977aadb42efcf36af10a68a7047273436c4b1f95a72cd3d32255a5015823", "ac3c95712b627e1e7347ba8c496ed1718f5cc4848196f6db00a0b6e7abd71fdb"
+        ),
         "users/1": (
             "caa2254416d7a2b68d2e7ac4031d5de3d52dadef2825da17f8f5cbe9322f3699", "19a4877569a0066727e6a5a49368572ed91a4493693e383e0754d0a4d13d0dff"
         ),
