@@ -55,6 +55,7 @@ let package = Package(
                 "HeraldObjectStore", "HeraldTelemetry", "HeraldRedis", "HeraldRedisBus", "UsersService", "NotificationsService", "AnalyticsService",
                 "IntegrationsService", "BillingService",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -74,6 +74,11 @@ public final class SQLiteDatabase: Database {
         }
     }
 
+    /// Runs `body` on the connection outside any transaction (statements such as VACUUM refuse to run inside one).
+    func transactionless<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
+        try await lock.withLock { try await body(connection) }
+    }
+
     public func ping() async throws {
         _ = try await lock.withLock { try await connection.query("SELECT 1", []) }
     }

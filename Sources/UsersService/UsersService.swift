@@ -189,3 +189,32 @@ extension UsersService {
 
 /// The service's migrations, one file each under `Migrations/`.
 enum UsersMigrations {}
+
+extension UsersService {
+    /// One organization's audit chains after a check.
+    public struct AuditChainCheck: Sendable {
+        public var organizationId: UUID
+        public var valid: Bool
+        public var records: Int
+        public var broken: [String]
+    }
+
+    /// Recomputes the audit chains of every organization (`herald restore` runs it on the restored store). On
+    /// PostgreSQL listing every organization needs a role that bypasses row-level security, as backups do.
+    public static func checkAuditChains(database: any Database) async throws -> [AuditChainCheck] {
+        let organizations = try await database.transaction(.system) { try await OrganizationStore.allIds(in: $0) }
+        var checks: [AuditChainCheck] = []
+        for organizationId in organizations {
+            let verification = try await database.transaction(.organization(organizationId)) {
+                try await AuditLogStore().verify(organizationId: organizationId, in: $0)
+            }
+            checks.append(
+                AuditChainCheck(
+                    organizationId: organizationId, valid: verification.valid, records: verification.checkedRecords,
+                    broken: verification.chains.filter { !$0.valid }.map(\.chain)
+                )
+            )
+        }
+        return checks
+    }
+}

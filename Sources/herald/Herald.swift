@@ -13,7 +13,7 @@ struct Herald: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald",
         abstract: "Self-hostable social-proof notifications.",
-        subcommands: [Serve.self, Migrate.self, Keys.self, Analytics.self, Mail.self],
+        subcommands: [Serve.self, Migrate.self, Backup.self, Restore.self, Keys.self, Analytics.self, Mail.self],
         defaultSubcommand: Serve.self
     )
 }

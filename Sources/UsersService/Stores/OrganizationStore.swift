@@ -33,6 +33,11 @@ struct OrganizationStore: Sendable {
         )
     }
 
+    /// Every organization's id: only complete for a role that bypasses row-level security on PostgreSQL.
+    static func allIds(in tx: any SQLExecutor) async throws -> [UUID] {
+        try await tx.query("SELECT id FROM \(T.organizations) ORDER BY id").map { try $0.get("id") }
+    }
+
     func find(_ id: UUID, in tx: any SQLExecutor) async throws -> Organization? {
         try await tx.queryFirst("SELECT * FROM \(T.organizations) WHERE id = \(id)").map(decodeOrganization)
     }
