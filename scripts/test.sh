@@ -49,6 +49,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# promtool checks the alert rules (scripts/check-observability.py); the package's server is not needed.
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing promtool (Debian's prometheus package)"
+  export DEBIAN_FRONTEND=noninteractive
+  [ ${#need_apt[@]} -gt 0 ] || apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 
 PY=python3
@@ -56,6 +63,10 @@ if ! $PY -c 'import schemathesis, openapi_spec_validator, selenium, rjsmin, stan
   log "installing Python test tools from PyPI"
   $PY -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
+
+log "checking the Prometheus rules, their unit tests and the Grafana dashboards against Herald's metrics"
+$PY scripts/check-observability.py --self-test
+$PY scripts/check-observability.py
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -113,6 +124,8 @@ log "building the herald binary"
 swift build --product herald
 export HERALD_BIN="$ROOT/.build/debug/herald"
 export HERALD_TEST_WORK="$WORK"
+log "checking the Dockerfile, compose, Kubernetes and CI files offline, and their herald flags against the binary"
+scripts/check-deploy.sh
 log "running the black-box tests (CLI, live server, widget in Chromium, OpenAPI, schemathesis)"
 $PY -m pytest -q -p no:cacheprovider tests-e2e "$@"
 
