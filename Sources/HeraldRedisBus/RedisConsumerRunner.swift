@@ -27,15 +27,17 @@ struct RedisConsumerRunner: Service {
         var consumerLogger = bus.logger
         consumerLogger[metadataKey: "consumer"] = "\(consumer.group)"
         let logger = consumerLogger
-        await cancelWhenGracefulShutdown {
-            while !bus.local.started.isOpen && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
+        // On graceful shutdown the messages in hand are applied and acknowledged, not cancelled halfway; the loop
+        // stops once the current read returns (within `block`). Unread messages stay in the stream for the group.
+        await withGracefulShutdownHandler {
+            while !bus.local.started.isOpen && !Task.isCancelled && !Task.isShuttingDownGracefully { try? await Task.sleep(for: .milliseconds(50)) }
             var failures = 0
-            while !Task.isCancelled {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     try await bus.redis.withDedicatedConnection { connection in
                         try await createGroups(connection)
                         var lastClaim = ContinuousClock.now - bus.options.claimInterval
-                        while !Task.isCancelled {
+                        while !Task.isCancelled && !Task.isShuttingDownGracefully {
                             if ContinuousClock.now - lastClaim >= bus.options.claimInterval {
                                 try await retryPending(connection, logger: logger)
                                 lastClaim = ContinuousClock.now
@@ -49,9 +51,11 @@ struct RedisConsumerRunner: Service {
                     // Redis or the store is unreachable: wait and try again; unacknowledged messages stay pending.
                     failures += 1
                     if !Task.isCancelled { logger.warning("event consumer paused", metadata: ["error": "\(error)"]) }
-                    try? await Task.sleep(for: .milliseconds(min(250 * (1 << min(failures, 6)), 15_000)))
+                    let backoff = Duration.milliseconds(min(250 * (1 << min(failures, 6)), 15_000))
+                    await cancelWhenGracefulShutdown { try? await Task.sleep(for: backoff) }
                 }
             }
+        } onGracefulShutdown: {
         }
     }
 

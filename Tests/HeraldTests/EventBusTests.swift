@@ -36,6 +36,23 @@ final class RecordingConsumer: EventConsumer {
     var numbers: [Int] { seen.withLock { $0 } }
 }
 
+/// Takes its time over each event: long enough for a shutdown to arrive in the middle.
+final class SlowConsumer: EventConsumer {
+    let group = "test.slow"
+    let eventTypes: Set<String> = [Pinged.eventType]
+    let started = Mutex(false)
+    let finished = Mutex(false)
+
+    func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {
+        let number = try event.decode(Pinged.self).number
+        started.withLock { $0 = true }
+        // Task.sleep throws when the task is cancelled: a cancelled handler never gets past it.
+        try await Task.sleep(for: .milliseconds(500))
+        try await tx.execute("INSERT INTO bus_test_applied (grp, number) VALUES (\(group), \(number))")
+        finished.withLock { $0 = true }
+    }
+}
+
 /// Records the trace context of each event it applies.
 final class TraceRecordingConsumer: EventConsumer {
     let group = "test.traces"
@@ -193,6 +210,33 @@ struct EventBusTests {
             #expect(try await appliedRows(database, group: "test.a") == Array(0..<40))
             let lag = try await bus.lag()
             #expect(lag.map(\.group) == ["test.a", "test.b"] && lag.allSatisfy { $0.pending == 0 && $0.dead == 0 }, "\(lag)")
+        }
+    }
+
+    /// A graceful shutdown lets the event in hand finish and commit instead of cancelling it halfway (which would
+    /// roll it back and leave it for a redelivery), then stops the consumer.
+    @Test(arguments: BusCase.available)
+    func aGracefulShutdownFinishesTheEventInHand(_ busCase: BusCase) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
+        try await environment.withDatabase { database in
+            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
+            let harness = try BusHarness.make(busCase.kind, database: database)
+            let consumer = SlowConsumer()
+            let group = ServiceGroup(
+                services: [harness.bus.consumerService(for: consumer)] + harness.carriers, gracefulShutdownSignals: [], cancellationSignals: [],
+                logger: testLogger
+            )
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await publish(7..<8, bus: harness.bus, database: database)
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !consumer.started.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(consumer.started.withLock { $0 })
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(consumer.finished.withLock { $0 })
+            #expect(try await appliedRows(database, group: "test.slow") == [7])
         }
     }
 
