@@ -148,7 +148,8 @@ public final class RedisEventBus: EventBus {
             let dead = Int(try await redis.send(["XLEN", .string(deadStream(group))]).int ?? 0)
             result.append(ConsumerLag(group: group, pending: pending, retrying: retrying, dead: dead, oldestPendingAt: nil))
         }
-        return result
+        // The relay is a group of the database bus: its backlog is what has not reached Redis yet.
+        return result + (try await local.lag())
     }
 
     public func deadLetters(group: String?) async throws -> [DeadLetter] {

@@ -202,13 +202,15 @@ struct EventBusTests {
                 }
             ) {
                 // Until both groups applied everything and the bus reports no backlog for either.
-                guard a.numbers.count >= 40 && b.numbers.count >= 40, let lag = try? await bus.lag() else { return false }
+                // The Redis bus also lists its relay's group (events not yet on Redis).
+                guard a.numbers.count >= 40 && b.numbers.count >= 40, let lag = try? await bus.lag().filter({ $0.group.hasPrefix("test.") })
+                else { return false }
                 return lag.map(\.group) == ["test.a", "test.b"] && lag.allSatisfy { $0.pending == 0 && $0.dead == 0 }
             }
             #expect(a.numbers.sorted() == Array(0..<40))
             #expect(b.numbers.sorted() == Array(0..<40))
             #expect(try await appliedRows(database, group: "test.a") == Array(0..<40))
-            let lag = try await bus.lag()
+            let lag = try await bus.lag().filter { $0.group.hasPrefix("test.") }
             #expect(lag.map(\.group) == ["test.a", "test.b"] && lag.allSatisfy { $0.pending == 0 && $0.dead == 0 }, "\(lag)")
         }
     }
