@@ -36,6 +36,7 @@ def test_undocumented_methods_are_405_with_allow(herald):
 CONFIG = os.path.join(os.path.dirname(__file__), "schemathesis.toml")
 OPERATOR_TOKEN = "fuzz-operator-token-0123456789abcdef"
 METRICS_TOKEN = "fuzz-metrics-token-0123456789"
+INTERNAL_TOKEN = "fuzz-internal-token-0123456789abcdef0123"
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def fuzzed(store):
         # billing, and the Stripe webhook answers 404 (documented).
         "HERALD_OPERATOR_TOKEN": OPERATOR_TOKEN,
         "HERALD_METRICS_TOKEN": METRICS_TOKEN,
+        "HERALD_INTERNAL_TOKEN": INTERNAL_TOKEN,
     }).start()
     yield server
     server.stop()
@@ -127,7 +129,7 @@ def build_world(herald):
         "FUZZ_ENDPOINT_ID": endpoint["id"], "FUZZ_SPARE_ENDPOINT_ID": spare_endpoint["id"],
         "FUZZ_MESSAGE_ID": messages[0]["id"], "FUZZ_SPARE_HOOK_ID": hook["id"],
         "FUZZ_REPORT_ID": report["id"], "FUZZ_SPARE_REPORT_ID": spare_report["id"], "FUZZ_EXPORT_ID": export["id"],
-        "FUZZ_EXTENSION_ID": extension["id"], "FUZZ_OPERATOR_TOKEN": OPERATOR_TOKEN, "FUZZ_METRICS_TOKEN": METRICS_TOKEN,
+        "FUZZ_EXTENSION_ID": extension["id"], "FUZZ_OPERATOR_TOKEN": OPERATOR_TOKEN, "FUZZ_METRICS_TOKEN": METRICS_TOKEN, "FUZZ_INTERNAL_TOKEN": INTERNAL_TOKEN,
     }
 
 

@@ -154,7 +154,8 @@ def deployment():
     env = {"HERALD_BCRYPT_COST": "10", "HERALD_REDIS_URL": redis.url, "HERALD_TRUSTED_PROXIES": "127.0.0.1/32",
            "HERALD_TLS_CERT_FILE": f"{pki}/server.pem", "HERALD_TLS_KEY_FILE": f"{pki}/server.key", "HERALD_TLS_CLIENT_CA_FILE": f"{pki}/ca.pem",
            "HERALD_TEST_TLS_CA": f"{pki}/ca.pem", "HERALD_TEST_TLS_CLIENT": f"{pki}/tester.pem,{pki}/tester.key",
-           "HERALD_SHOPIFY_API_KEY": "split-app", "HERALD_SHOPIFY_API_SECRET": "shpss_" + "s" * 32}
+           "HERALD_SHOPIFY_API_KEY": "split-app", "HERALD_SHOPIFY_API_SECRET": "shpss_" + "s" * 32,
+           "HERALD_INTERNAL_TOKEN": "split-internal-token-" + "i" * 32}
     processes = {}
     users = Herald(database_url=database, env=env, args=["--services", "users"]).start()
     processes["users"] = [users]
@@ -166,11 +167,15 @@ def deployment():
             path = os.path.join(users.data_dir, name)
             if name != "stdout.log":
                 (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, os.path.join(data_dir, name))
-        return Herald(data_dir=data_dir, database_url=database, env=env, args=["--services", service])
+        # Access checks go to the Users process over mutual TLS, not to the Users tables.
+        return Herald(data_dir=data_dir, database_url=database, env={**env, "HERALD_USERS_URL": f"https://127.0.0.1:{users.port}"},
+                      args=["--services", service])
 
     for service in SERVICES[1:]:
         processes[service] = [another(service).start()]
     processes["notifications"].append(another("notifications").start())
+    for service in SERVICES[1:]:
+        assert "access checks: the Users service" in processes[service][0].output(), processes[service][0].output()[-2000:]
     gateway = Gateway(workdir, {name: [p.port for p in procs] for name, procs in processes.items()}, pki)
     world = {"redis": redis, "gateway": gateway, "processes": processes, "another": another, "pki": pki}
     yield world
@@ -247,6 +252,8 @@ def test_the_core_flows_through_nginx_and_nothing_acknowledged_is_lost(deploymen
     assert created, "the Notifications service never learned of the site"
     nid = created.json()["id"]
     assert api(gw, "POST", f"/sites/{sid}/notifications/{nid}/publish", token).status_code == 200
+    # The Notifications process checked the caller's session and membership with the Users process, on mutual TLS.
+    assert "/internal/v1/users/" in processes["users"][0].output() and "/internal/v1/organizations/" in processes["users"][0].output()
 
     # Services refuse a client without a certificate from the deployment's CA, even on a public path.
     second = processes["notifications"][1]

@@ -8,6 +8,7 @@ import HeraldModules
 import HeraldRedis
 import HeraldRedisBus
 import HeraldSecurity
+import HeraldServiceClient
 import HeraldStorage
 import HeraldTelemetry
 import Hummingbird
@@ -117,8 +118,17 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
         signals = LocalSignals()
     }
     let tokens = await AccessTokenService(keyRing: keyRing, lifetime: config.sessionPolicy.accessTokenLifetime)
-    // In one process the Users service's tables answer authorization questions for every service.
-    let directory = UsersService.directory(database: database, policy: config.sessionPolicy)
+    // In a process with the Users service (or sharing its database) its tables answer authorization questions;
+    // a process pointed at the Users service by HERALD_USERS_URL asks its internal API instead.
+    let directory: any AccessDirectory
+    if !config.services.contains(.users), let usersURL = config.links.usersURL, let token = config.links.internalToken {
+        let http = try config.makeServiceHTTPClient()
+        services.append(HTTPClientCloser(client: http))
+        directory = UsersDirectoryClient(client: ServiceClient(service: "users", baseURL: usersURL, token: token, http: http, logger: logger))
+        logger.info("access checks: the Users service", metadata: ["url": "\(usersURL)"])
+    } else {
+        directory = UsersService.directory(database: database, policy: config.sessionPolicy)
+    }
     // One mail transport for every service that sends mail (scheduled reports, usage alerts).
     let mail: any MailTransport
     do {
@@ -194,6 +204,16 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
     }
 
     return Composition(router: router, services: services, migrator: migrator, started: started)
+}
+
+/// Shuts an HTTP client down when the application stops.
+struct HTTPClientCloser: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
 }
 
 /// Closes the Redis connections when the application stops.

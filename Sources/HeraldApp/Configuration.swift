@@ -85,6 +85,8 @@ public struct HeraldConfiguration: Sendable {
     public var storageReportInterval: Duration = .seconds(3600)
     /// Where Prometheus scrapes `/metrics` (HERALD_METRICS_PORT, HERALD_METRICS_HOST, HERALD_METRICS_TOKEN); off by default.
     public var metrics = MetricsConfiguration()
+    /// How this process reaches services it does not run (HERALD_USERS_URL, HERALD_INTERNAL_TOKEN).
+    public var links = ServiceLinks()
 
     public init() {}
 
@@ -215,6 +217,7 @@ public struct HeraldConfiguration: Sendable {
             config.storageReportInterval = .seconds(seconds)
         }
         config.metrics = try readMetrics(environment)
+        config.links = try readServiceLinks(environment)
         return config
     }
 

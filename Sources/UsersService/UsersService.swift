@@ -24,6 +24,8 @@ public struct UsersService: HeraldModule {
     let logger: Logger
     /// Where browsers reach Herald, for the embed snippet (`HERALD_PUBLIC_URL`).
     let publicBaseURL: String
+    /// The token other services present on the internal API (HERALD_INTERNAL_TOKEN); nil turns that API off.
+    let internalToken: String?
 
     let accounts: AccountStore
     let sessions: SessionStore
@@ -44,9 +46,11 @@ public struct UsersService: HeraldModule {
         policy: SessionPolicy,
         rateLimiter: any RateLimiter,
         publicBaseURL: String,
+        internalToken: String? = nil,
         logger: Logger
     ) {
         self.publicBaseURL = publicBaseURL
+        self.internalToken = internalToken
         self.database = database
         self.bus = bus
         self.tokens = tokens
@@ -79,6 +83,7 @@ public struct UsersService: HeraldModule {
         addAccountRoutes(to: router)
         addOrganizationRoutes(to: router)
         addSiteRoutes(to: router)
+        addInternalRoutes(to: router)
         router.get(".well-known/jwks.json") { _, _ -> Response in
             Response(
                 status: .ok,

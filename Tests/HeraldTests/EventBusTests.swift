@@ -189,9 +189,11 @@ struct EventBusTests {
             let a = RecordingConsumer(group: "test.a")
             let b = RecordingConsumer(group: "test.b")
             try await publish(0..<10, bus: bus, database: database)
-            // Publish more while the consumers run, from concurrent transactions.
+            // Publish more while the consumers run, from concurrent transactions. On PostgreSQL an event becomes
+            // visible once no older transaction runs anywhere in the cluster, and the rest of the suite runs its
+            // migrations on the same server: under a loaded run that can hold an event back for many seconds.
             try await run(
-                [a, b], harness: harness,
+                [a, b], harness: harness, timeout: .seconds(60),
                 during: {
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         for batch in 0..<3 {
