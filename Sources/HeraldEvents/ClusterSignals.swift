@@ -6,8 +6,15 @@ import Foundation
 public protocol ClusterSignals: Sendable {
     /// Sends `message` to the other instances listening on `channel`.
     func broadcast(_ channel: String, _ message: String) async
-    /// What other instances broadcast on `channel`, while the stream is consumed.
+    /// What other instances broadcast on `channel`, while the stream is consumed. After a gap in listening (the
+    /// connection to the other instances was lost and is back) every channel receives ``ClusterSignal/resync``:
+    /// messages may have been missed, so whatever a listener keeps from them may be stale.
     func messages(_ channel: String) -> AsyncStream<String>
+}
+
+public enum ClusterSignal {
+    /// Delivered to every listener after a gap in listening: drop what other instances' messages would have changed.
+    public static let resync = "*"
 }
 
 /// One process: there is nobody else to tell.

@@ -44,13 +44,22 @@ public final class RedisSignals: ClusterSignals, Service {
         let redis = self.redis
         let pattern = prefix + "*"
         let logger = self.logger
+        let name = "herald-signals:" + prefix.filter { !$0.isWhitespace }
         await cancelWhenGracefulShutdown {
             var failures = 0
+            var subscribedBefore = false
             while !Task.isCancelled {
                 do {
                     try await redis.withDedicatedConnection(onPush: { [weak self] push in self?.deliver(push) }) { connection in
+                        // Named, so operators see (and tests find) the subscription in CLIENT LIST.
+                        try await connection.send(["CLIENT", "SETNAME", .string(name)])
                         try await connection.send(["PSUBSCRIBE", .string(pattern)])
-                        if failures > 0 { logger.info("listening to other instances again") }
+                        if subscribedBefore {
+                            // Whatever was published while the connection was down is lost: listeners start over.
+                            logger.info("listening to other instances again")
+                            self.resyncAll()
+                        }
+                        subscribedBefore = true
                         failures = 0
                         while !Task.isCancelled && connection.isActive { try? await Task.sleep(for: .milliseconds(500)) }
                     }
@@ -65,6 +74,11 @@ public final class RedisSignals: ClusterSignals, Service {
                 all.removeAll()
             }
         }
+    }
+
+    func resyncAll() {
+        let targets = listeners.withLock { $0.values.flatMap(\.values) }
+        for continuation in targets { continuation.yield(ClusterSignal.resync) }
     }
 
     /// `pmessage <pattern> <channel> <payload>`.

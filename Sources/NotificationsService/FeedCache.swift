@@ -157,6 +157,16 @@ actor FeedCache {
     /// Applies what another instance broadcast: `org|<id>` or `site|<id>|activity|<id>`, `site|<id>|notifications`,
     /// `site|<id>|site`. Anything else is ignored.
     func applyRemote(_ message: String) {
+        if message == ClusterSignal.resync {
+            // Invalidations may have been missed: rebuild every feed, and let open pages fetch theirs again.
+            let siteIds = shared.withLock { state in
+                let ids = Array(Set(state.entries.keys))
+                state.routes = [:]
+                return ids
+            }
+            for siteId in siteIds { drop(siteId: siteId, reason: .notificationsChanged) }
+            return
+        }
         let parts = message.split(separator: "|").map(String.init)
         switch (parts.first, parts.count) {
         case ("org", 2):

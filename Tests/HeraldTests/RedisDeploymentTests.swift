@@ -108,4 +108,44 @@ struct RedisDeploymentTests {
             }
         }
     }
+
+    /// When the instances' pub/sub connection drops (a Redis restart, a network blip), messages published meanwhile
+    /// are lost; the instance that reconnects drops its cached feeds instead of serving them stale.
+    @Test(arguments: TestStore.available)
+    func aLostSubscriptionIsReestablishedAndStaleFeedsAreDropped(store: TestStore) async throws {
+        guard let url = Self.redisURL else { return }
+        let environment = try await TestEnvironment.make(store)
+        var config = environment.configuration()
+        config.redisURL = url
+        let prefix = "test:\(UUID().uuidString.prefix(8)):"
+        config.redisPrefix = prefix
+        config.notificationOptions.feedRefreshSeconds = 3600
+        let admin = RedisClient(configuration: try RedisConfiguration(url: url), logger: testLogger)
+        defer { Task { await admin.shutdown() } }
+        // The subscriptions of this test's instances, by the name they give their connection.
+        @Sendable func subscriptions() async throws -> [String] {
+            let list = try await admin.send(["CLIENT", "LIST", "TYPE", "pubsub"]).string ?? ""
+            return list.split(separator: "\n").filter { $0.contains("name=herald-signals:\(prefix)signal:") }
+                .compactMap { line in line.split(separator: " ").first { $0.hasPrefix("id=") }.map { String($0.dropFirst(3)) } }
+        }
+        let first = try await buildApplication(config, logger: testLogger)
+        let second = try await buildApplication(config, logger: testLogger)
+        try await first.test(.router) { a in
+            try await second.test(.router) { b in
+                let fixture = try await a.siteFixture()
+                let feedPath = "/widget/v1/\(fixture.publicKey)/feed"
+                try await eventually("the second instance to know the site") { try await b.call(.get, feedPath).status == .ok }
+                try await eventually("both instances to subscribe") { try await subscriptions().count == 2 }
+                #expect((try await b.call(.get, feedPath).json["notifications"] as? [Any])?.isEmpty == true)
+
+                // Cut both subscriptions, then change the site at once: the broadcast goes to nobody.
+                for id in try await subscriptions() { _ = try await admin.send(["CLIENT", "KILL", "ID", .string(id)]) }
+                _ = try await a.createNotification(fixture, ["name": "During the gap", "type": "announcement", "message": "Hi"])
+                try await eventually("the instances to subscribe again") { try await subscriptions().count == 2 }
+                try await eventually("the second instance to drop its stale feed") {
+                    (try await b.call(.get, feedPath).json["notifications"] as? [Any])?.count == 1
+                }
+            }
+        }
+    }
 }
