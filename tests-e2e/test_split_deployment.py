@@ -234,6 +234,8 @@ def test_the_core_flows_through_nginx_and_nothing_acknowledged_is_lost(deploymen
     assert requests.get(gw.url("/healthz"), verify=gw.ca).status_code == 200
     assert api(gw, "POST", "/auth/signup", data=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"}).status_code == 413
     assert api(gw, "TRACE", "/auth/login").status_code == 405
+    # The internal API is not reachable through the gateway, token or not.
+    assert api(gw, "GET", f"/internal/v1/sites/{uuid.uuid4()}", headers={"Authorization": "Bearer split-internal-token-" + "i" * 32}).status_code == 404
 
     # Sign-up → organization → site, on the Users service.
     signup = api(gw, "POST", "/auth/signup", json={"email": f"split-{uuid.uuid4().hex[:6]}@example.com", "password": "a long passphrase",
