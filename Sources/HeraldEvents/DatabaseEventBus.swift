@@ -319,28 +319,23 @@ struct ConsumerRunner: Service {
         var consumerLogger = bus.logger
         consumerLogger[metadataKey: "consumer"] = "\(consumer.group)"
         let logger = consumerLogger
-        // On graceful shutdown the batch in hand is finished and committed, not cancelled halfway: only the waits
-        // between batches end early. What was not taken yet stays in the log for the next instance.
-        await withGracefulShutdownHandler {
-            while !bus.started.isOpen && !Task.isCancelled && !Task.isShuttingDownGracefully { try? await Task.sleep(for: .milliseconds(50)) }
+        await cancelWhenGracefulShutdown {
+            while !bus.started.isOpen && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
             var failures = 0
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            while !Task.isCancelled {
                 do {
                     try await register()
                     let progressed = try await deliverNewEvents(logger: logger)
                     let retried = try await deliverDueRetries(logger: logger)
                     failures = 0
-                    if !progressed && !retried && !Task.isShuttingDownGracefully { await bus.signal.wait(timeout: bus.pollInterval) }
+                    if !progressed && !retried { await bus.signal.wait(timeout: bus.pollInterval) }
                 } catch {
                     // The store is unreachable or the lease was lost: wait and try again, never stop the process.
                     failures += 1
                     logger.warning("event consumer paused", metadata: ["error": "\(error)"])
-                    let backoff = Duration.milliseconds(min(250 * (1 << min(failures, 6)), 15_000))
-                    await cancelWhenGracefulShutdown { try? await Task.sleep(for: backoff) }
+                    try? await Task.sleep(for: .milliseconds(min(250 * (1 << min(failures, 6)), 15_000)))
                 }
             }
-        } onGracefulShutdown: {
-            bus.signal.signalAll()
         }
     }
 

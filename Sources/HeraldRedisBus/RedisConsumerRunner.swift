@@ -27,17 +27,15 @@ struct RedisConsumerRunner: Service {
         var consumerLogger = bus.logger
         consumerLogger[metadataKey: "consumer"] = "\(consumer.group)"
         let logger = consumerLogger
-        // On graceful shutdown the messages in hand are applied and acknowledged, not cancelled halfway; the loop
-        // stops once the current read returns (within `block`). Unread messages stay in the stream for the group.
-        await withGracefulShutdownHandler {
-            while !bus.local.started.isOpen && !Task.isCancelled && !Task.isShuttingDownGracefully { try? await Task.sleep(for: .milliseconds(50)) }
+        await cancelWhenGracefulShutdown {
+            while !bus.local.started.isOpen && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
             var failures = 0
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            while !Task.isCancelled {
                 do {
                     try await bus.redis.withDedicatedConnection { connection in
                         try await createGroups(connection)
                         var lastClaim = ContinuousClock.now - bus.options.claimInterval
-                        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                        while !Task.isCancelled {
                             if ContinuousClock.now - lastClaim >= bus.options.claimInterval {
                                 try await retryPending(connection, logger: logger)
                                 lastClaim = ContinuousClock.now
@@ -51,11 +49,9 @@ struct RedisConsumerRunner: Service {
                     // Redis or the store is unreachable: wait and try again; unacknowledged messages stay pending.
                     failures += 1
                     if !Task.isCancelled { logger.warning("event consumer paused", metadata: ["error": "\(error)"]) }
-                    let backoff = Duration.milliseconds(min(250 * (1 << min(failures, 6)), 15_000))
-                    await cancelWhenGracefulShutdown { try? await Task.sleep(for: backoff) }
+                    try? await Task.sleep(for: .milliseconds(min(250 * (1 << min(failures, 6)), 15_000)))
                 }
             }
-        } onGracefulShutdown: {
         }
     }
 
