@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SQLiteNIO
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode, one connection, transactions taken in turn.
 public final class SQLiteDatabase: Database {
@@ -11,6 +12,7 @@ public final class SQLiteDatabase: Database {
     private let connection: SQLiteConnection
     private let lock = AsyncLock()
     private let pool = PoolCounter(capacity: 1)
+    private let closed = Atomic(false)
     public let path: String
 
     private init(connection: SQLiteConnection, path: String) {
@@ -84,7 +86,19 @@ public final class SQLiteDatabase: Database {
     }
 
     public func shutdown() async {
-        try? await connection.close()
+        let connection = self.connection
+        // In a task of its own: a caller cancelled during shutdown (a service group cancelling its services) must
+        // still close the file, and an already cancelled task's call would be refused before it ran.
+        let done = await Task { (try? await connection.close()) != nil }.value
+        if done { closed.store(true, ordering: .releasing) }
+    }
+
+    // A store dropped without `shutdown()` (start-up failed after opening it) still closes its file: the task keeps
+    // the connection alive until it is closed.
+    deinit {
+        guard !closed.load(ordering: .acquiring) else { return }
+        let connection = self.connection
+        Task { try? await connection.close() }
     }
 }
 
