@@ -61,7 +61,8 @@ import Testing
 
     /// A Notifications process answers management requests by asking a Users process over HTTP; when the Users
     /// process is gone, those requests fail fast with 503 and Retry-After while the public widget keeps working.
-    @Test(arguments: TestStore.available)
+    /// Two processes on one store: PostgreSQL, as split deployments run (see RedisDeploymentTests).
+    @Test(arguments: TestStore.available.filter { $0 == .postgres })
     func aProcessWithoutUsersChecksAccessOverHTTP(store: TestStore) async throws {
         let environment = try await TestEnvironment.make(store)
         var usersConfig = environment.configuration()
