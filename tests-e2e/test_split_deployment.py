@@ -18,7 +18,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import ROOT, Herald, free_port, postgres_url_or_skip, wait_for
+from conftest import HERALD_BIN, ROOT, Herald, free_port, postgres_url_or_skip, wait_for
 
 SHOP = "split.myshopify.com"
 SERVICES = ["users", "notifications", "analytics", "integrations", "billing"]
@@ -156,8 +156,26 @@ def deployment():
            "HERALD_TEST_TLS_CA": f"{pki}/ca.pem", "HERALD_TEST_TLS_CLIENT": f"{pki}/tester.pem,{pki}/tester.key",
            "HERALD_SHOPIFY_API_KEY": "split-app", "HERALD_SHOPIFY_API_SECRET": "shpss_" + "s" * 32,
            "HERALD_INTERNAL_TOKEN": "split-internal-token-" + "i" * 32}
+    # Herald's role migrates; then each service gets a role of its own that owns its schema and nothing else
+    # (deploy/postgres/service-roles.sql), and runs as it without migrating: a service reaching into another's
+    # tables would fail here.
+    migrated = subprocess.run([HERALD_BIN, "migrate", "--database-url", database, "--data-dir", os.path.join(workdir, "migrate")],
+                              capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    admin = os.environ["HERALD_TEST_POSTGRES_ADMIN_URL"].split("?")[0].rsplit("/", 1)[0] + "/" + database.split("?")[0].rsplit("/", 1)[1]
+    roles = subprocess.run(["psql", admin, "-v", "ON_ERROR_STOP=1", "-q", "-f", os.path.join(ROOT, "deploy", "postgres", "service-roles.sql")],
+                           capture_output=True, text=True, timeout=60)
+    assert roles.returncode == 0, roles.stderr
+
+    def role_url(service):
+        return database.replace("://herald:herald@", f"://herald_{service}:herald_{service}@")
+
+    for service, foreign in [("notifications", "users.organizations"), ("users", "billing.accounts"), ("billing", "analytics.events")]:
+        denied = subprocess.run(["psql", role_url(service), "-qAtc", f"SELECT count(*) FROM {foreign}"], capture_output=True, text=True)
+        assert denied.returncode != 0 and "permission denied" in denied.stderr, (service, foreign, denied.stdout, denied.stderr)
+
     processes = {}
-    users = Herald(database_url=database, env=env, args=["--services", "users"]).start()
+    users = Herald(database_url=role_url("users"), env=env, args=["--services", "users", "--no-migrate"]).start()
     processes["users"] = [users]
 
     def another(service):
@@ -168,8 +186,8 @@ def deployment():
             if name != "stdout.log":
                 (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, os.path.join(data_dir, name))
         # Access checks go to the Users process over mutual TLS, not to the Users tables.
-        return Herald(data_dir=data_dir, database_url=database, env={**env, "HERALD_USERS_URL": f"https://127.0.0.1:{users.port}"},
-                      args=["--services", service])
+        return Herald(data_dir=data_dir, database_url=role_url(service), env={**env, "HERALD_USERS_URL": f"https://127.0.0.1:{users.port}"},
+                      args=["--services", service, "--no-migrate"])
 
     for service in SERVICES[1:]:
         processes[service] = [another(service).start()]
@@ -321,7 +339,7 @@ def test_the_core_flows_through_nginx_and_nothing_acknowledged_is_lost(deploymen
     deployment["redis"].start()
     time.sleep(1)
     restarted = Herald(data_dir=analytics.data_dir, database_url=analytics.database_url, env=analytics.env,
-                       args=["--services", "analytics"])
+                       args=analytics.args)
     restarted.port = analytics.port
     restarted.base = analytics.base
     restarted.start()
