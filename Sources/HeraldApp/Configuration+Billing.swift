@@ -58,9 +58,6 @@ extension HeraldConfiguration {
         } else if value("HERALD_STRIPE_WEBHOOK_SECRET") != nil {
             throw ConfigurationError("HERALD_STRIPE_WEBHOOK_SECRET is set but HERALD_STRIPE_SECRET_KEY is not")
         }
-        if let token = value("HERALD_OPERATOR_TOKEN") {
-            guard token.count >= 24 else { throw ConfigurationError("HERALD_OPERATOR_TOKEN must be at least 24 characters (a random secret)") }
-            options.operatorToken = token
-        }
+        if let token = try secret(environment, "HERALD_OPERATOR_TOKEN", minimum: 24) { options.operatorToken = token }
     }
 }

@@ -27,12 +27,7 @@ extension HeraldConfiguration {
             }
             links.usersURL = url
         }
-        if let token = environment["HERALD_INTERNAL_TOKEN"], !token.isEmpty {
-            guard token.count >= 32, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
-                throw ConfigurationError("HERALD_INTERNAL_TOKEN must be at least 32 printable ASCII characters without spaces")
-            }
-            links.internalToken = token
-        }
+        links.internalToken = try secret(environment, "HERALD_INTERNAL_TOKEN", minimum: 32)
         if links.usersURL != nil && links.internalToken == nil {
             throw ConfigurationError("HERALD_USERS_URL needs HERALD_INTERNAL_TOKEN, the token the Users service's internal API accepts")
         }

@@ -37,12 +37,7 @@ extension HeraldConfiguration {
             }
             metrics.host = host
         }
-        if let token = environment["HERALD_METRICS_TOKEN"], !token.isEmpty {
-            guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
-                throw ConfigurationError("HERALD_METRICS_TOKEN must be at least 16 printable ASCII characters without spaces")
-            }
-            metrics.token = token
-        }
+        metrics.token = try secret(environment, "HERALD_METRICS_TOKEN", minimum: 16)
         return metrics
     }
 }

@@ -227,6 +227,16 @@ public struct HeraldConfiguration: Sendable {
         return TimeInterval(seconds)
     }
 
+    /// A shared secret from the environment (a bearer token operators generate): nil when unset, an error naming the
+    /// variable when shorter than `minimum` or not printable ASCII without spaces.
+    static func secret(_ environment: [String: String], _ name: String, minimum: Int) throws -> String? {
+        guard let token = environment[name], !token.isEmpty else { return nil }
+        guard token.count >= minimum, token.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {
+            throw ConfigurationError("\(name) must be at least \(minimum) printable ASCII characters without spaces (a random secret)")
+        }
+        return token
+    }
+
     public static func parsePort(_ text: String) throws -> Int {
         guard let port = Int(text), (1...65535).contains(port) else {
             throw ConfigurationError("the port must be a number from 1 to 65535 (got '\(text)')")

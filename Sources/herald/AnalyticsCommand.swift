@@ -34,9 +34,7 @@ struct Analytics: AsyncParsableCommand {
 
         func run() async throws {
             try await runReportingErrors {
-                var config = try HeraldConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
-                store.apply(to: &config)
-                let logger = bootstrapLogging(config)
+                let (config, logger) = try store.load()
                 var organizationId: UUID?
                 if let organization {
                     guard let id = UUID(text: organization) else { throw ValidationError("--organization must be an organization id") }

@@ -21,9 +21,7 @@ struct Backup: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            var config = try HeraldConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
-            store.apply(to: &config)
-            let logger = bootstrapLogging(config)
+            let (config, logger) = try store.load()
             let report = try await HeraldBackup.backup(config, to: to, logger: logger)
             for line in report.lines { print("herald: \(line)") }
             print("herald: backup written to \(to)")
@@ -52,9 +50,7 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            var config = try HeraldConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
-            store.apply(to: &config)
-            let logger = bootstrapLogging(config)
+            let (config, logger) = try store.load()
             let report = try await HeraldBackup.restore(config, from: from, force: force, logger: logger)
             for line in report.lines { print("herald: \(line)") }
             print("herald: restored from \(from)")

@@ -30,6 +30,13 @@ struct StoreOptions: ParsableArguments {
         if let dataDirectory { config.dataDirectory = dataDirectory }
         if let databaseURL { config.databaseURL = databaseURL.isEmpty ? nil : databaseURL }
     }
+
+    /// The configuration from the environment with these flags on top, and the process's logger.
+    func load() throws -> (HeraldConfiguration, Logger) {
+        var config = try HeraldConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
+        apply(to: &config)
+        return (config, bootstrapLogging(config))
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -72,9 +79,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            var config = try HeraldConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
-            store.apply(to: &config)
-            let logger = bootstrapLogging(config)
+            let (config, logger) = try store.load()
             let applied = try await HeraldRuntime.migrate(config, logger: logger)
             print(applied == 0 ? "herald: the schema is up to date" : "herald: applied \(applied) migration(s)")
         }
