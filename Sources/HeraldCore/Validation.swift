@@ -22,7 +22,8 @@ public struct Validator: Sendable {
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty {
             add(field, "must not be blank")
-        } else if trimmed.unicodeScalars.count > maxLength {
+        } else if value.unicodeScalars.count > maxLength {
+            // Counted before trimming, as the OpenAPI document's maxLength counts what the client sends.
             add(field, "must be at most \(maxLength) characters")
         } else if value.trimmingCharacters(in: Self.asciiWhitespace).containsControlCharacters {
             // Only ASCII spaces, tabs and line breaks are trimmed silently; other control characters (U+0085 is
