@@ -1,4 +1,5 @@
 import HTTPTypes
+import HeraldCore
 import Hummingbird
 import Metrics
 import Synchronization
@@ -107,7 +108,6 @@ final class InstrumentCache: Sendable {
 
 extension Timer {
     func recordInterval(since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        recordNanoseconds((ContinuousClock.now - start).nanoseconds)
     }
 }

@@ -87,8 +87,7 @@ public final class ServiceClient: Sendable {
         }
         // Exponential backoff with full jitter: 0…50 ms, 0…100 ms, …
         let ceiling = options.backoff * (1 << attempt)
-        let nanos = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
-        try await Task.sleep(for: .nanoseconds(Int64.random(in: 0...max(1, nanos))))
+        try await Task.sleep(for: .nanoseconds(Int64.random(in: 0...max(1, ceiling.nanoseconds))))
         attempt += 1
     }
 
@@ -107,9 +106,7 @@ public final class ServiceClient: Sendable {
             if let context = ServiceContext.current {
                 InstrumentationSystem.instrument.inject(context, into: &request.headers, using: HeadersInjector())
             }
-            let timeout = TimeAmount.nanoseconds(
-                options.timeout.components.seconds * 1_000_000_000 + options.timeout.components.attoseconds / 1_000_000_000)
-            let response = try await http.execute(request, timeout: timeout, logger: logger)
+            let response = try await http.execute(request, timeout: .nanoseconds(options.timeout.nanoseconds), logger: logger)
             let collected = try await response.body.collect(upTo: 1 << 20)
             span.attributes["http.response.status_code"] = Int(response.status.code)
             return (Int(response.status.code), Data(buffer: collected))

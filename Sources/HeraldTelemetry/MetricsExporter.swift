@@ -1,4 +1,5 @@
 import Foundation
+import HeraldCore
 import Prometheus
 
 /// A metric family computed when Prometheus scrapes (backlogs, pool use, process figures), rendered beside the
@@ -56,7 +57,7 @@ public struct MetricsExporter: Sendable {
         var failed: [String] = []
         for collector in collectors {
             do {
-                let families = try await Self.withTimeout(collectorTimeout, collector.collect)
+                let families = try await withDeadline(collectorTimeout, collector.collect)
                 for family in families { Self.append(family, to: &text) }
             } catch {
                 failed.append(collector.name)
@@ -105,18 +106,5 @@ public struct MetricsExporter: Sendable {
         if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
         return String(value)
-    }
-
-    private static func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw CancellationError() }
-            return value
-        }
     }
 }
