@@ -133,7 +133,7 @@ def scenario(w, now_ms):
     return pages
 
 
-def expected(pages, w, now_ms):
+def expected(pages, w, now_ms, half_life_days=7):
     """What every report must say, computed here from the definitions in docs/ANALYTICS.md."""
     ab, plain = w["ab"]["id"], w["plain"]["id"]
     counts = defaultdict(lambda: defaultdict(int))
@@ -194,7 +194,7 @@ def expected(pages, w, now_ms):
         models["last_touch"][touches[-1][1]] += 1
         for _, n in touches:
             models["linear"][n] += 1 / len(touches)
-        weights = [2 ** (-(c["at"] - at) / window) for at, _ in touches]
+        weights = [2 ** (-(c["at"] - at) / (half_life_days * 86_400_000)) for at, _ in touches]
         for (at, n), wgt in zip(touches, weights):
             models["time_decay"][n] += wgt / sum(weights)
     return {"counts": counts, "total": total, "uniques": {k: len(v) for k, v in uniques.items()}, "funnel": funnel,
@@ -274,6 +274,16 @@ def test_every_report_is_exact(herald):
         for n, value in want.items():
             assert got[n] == pytest.approx(value, abs=1e-4), (model["model"], n)
 
+    # Another half-life is credited from the raw conversions, by the same rule.
+    decay = report(f"/attribution?{window}&halfLifeDays=0.5&model=time_decay")
+    assert [m["model"] for m in decay["models"]] == ["time_decay"]
+    want = expected(pages, w, now_ms, half_life_days=0.5)["models"]["time_decay"]
+    got = {n["notificationId"]: n["conversions"] for n in decay["models"][0]["notifications"]}
+    assert set(got) == set(want)
+    for n, value in want.items():
+        assert got[n] == pytest.approx(value, abs=1e-4), n
+    assert decay["conversions"] == attribution["conversions"]
+
     cohorts = report(f"/cohorts?{window}")
     this_week = str(today - datetime.timedelta(days=today.weekday()))
     week = next(c for c in cohorts["cohorts"] if c["week"] == this_week)
@@ -299,6 +309,19 @@ def test_every_report_is_exact(herald):
     chi = stats.chisquare([n1, n2], [(n1 + n2) / 2] * 2)
     assert test["sampleRatioMismatch"]["pValue"] == pytest.approx(chi.pvalue, abs=1e-6)
     assert test["verdict"] == "winner" and test["winner"] == w["urgent"]
+
+    # Funnels are kept per day: a visitor who goes through every step afterwards is counted at once.
+    late = [{"type": "impression", "notificationId": w["ab"]["id"], "variantId": w["control"], "at": now_ms - 4_000},
+            {"type": "hover", "notificationId": w["ab"]["id"], "variantId": w["control"], "at": now_ms - 3_000},
+            {"type": "click", "notificationId": w["ab"]["id"], "variantId": w["control"], "at": now_ms - 2_000},
+            {"type": "conversion", "notificationId": w["ab"]["id"], "variantId": w["control"], "goal": "purchase", "value": 1.5,
+             "at": now_ms - 1_000}]
+    post(herald, site, {"visitorId": "visitor-late", "events": late})
+    more = [v + 1 for v in exp["funnel"]]
+    assert wait_for(lambda: [s["visitors"] for s in report(f"/funnels?{window}&notificationId={w['ab']['id']}")["steps"]] == more,
+                    timeout=30), report(f"/funnels?{window}&notificationId={w['ab']['id']}")
+    attributed = report(f"/attribution?{window}")["conversions"]
+    assert attributed["total"] == exp["conversions"] + 1 and attributed["attributed"] == exp["attributed"] + 1
 
 
 def test_ab_verdicts_guard_small_samples_and_broken_splits(herald):

@@ -100,7 +100,7 @@ public struct AnalyticsService: HeraldModule {
     }
 
     public static var migrations: MigrationSet {
-        MigrationSet(owner: "analytics", migrations: [AnalyticsMigrations.v1, AnalyticsMigrations.v2])
+        MigrationSet(owner: "analytics", migrations: [AnalyticsMigrations.v1, AnalyticsMigrations.v2, AnalyticsMigrations.v3])
     }
 
     public var consumers: [any EventConsumer] { [BeaconIngest(steps: steps), CatalogConsumer()] }

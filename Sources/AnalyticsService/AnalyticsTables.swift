@@ -19,6 +19,15 @@ enum AnalyticsTables {
     static let conversions = Table("analytics", "conversions")
     /// Visitors by the week they first saw a notification, and their conversions in each following week.
     static let cohorts = Table("analytics", "cohorts")
+    /// How many visitor-step rows each day's ingest wrote or moved: a funnel result kept for a day is reused only
+    /// while this count is what it was when the result was computed.
+    static let stepDays = Table("analytics", "step_days")
+    /// Funnel results per day, keyed by what was asked (scope, steps, window), tagged with the day's `step_days`.
+    static let funnelDays = Table("analytics", "funnel_days")
+    /// Attribution credits per conversion day, model and notification, for the default window and half-life.
+    static let attributionDay = Table("analytics", "attribution_day")
+    /// The same days' conversion counts (total, attributed, unattributed, repeats within the window).
+    static let attributionTotalsDay = Table("analytics", "attribution_totals_day")
     /// A/B exposures and conversions per day and variant.
     static let experimentsDay = Table("analytics", "experiments_day")
     /// The service's copy of each notification (from notification events): its name, and its A/B test's

@@ -147,6 +147,14 @@ struct ClickHouseIntegrationTests {
             let first = ClickHouseShipper(database: database, client: client, logger: testLogger)
             var state = ClickHouseShipper.State()
             while try await first.cycle(&state) {}
+            // Funnels computed now are kept per day; the second round must invalidate the days it changes.
+            let sql = SQLAnalyticsReader(database: database)
+            for site in world.sites {
+                for steps in world.funnels(site: site) {
+                    _ = try await sql.funnel(
+                        siteId: site.siteId, organizationId: site.organizationId, days: world.dayRange, steps: steps, windowMillis: 60_000)
+                }
+            }
             try await world.ingest(round: 1, into: database)
             let second = ClickHouseShipper(database: database, client: client, logger: testLogger)
             var other = ClickHouseShipper.State()
@@ -164,11 +172,33 @@ struct ClickHouseIntegrationTests {
             }
             #expect(recorded > 0)
 
-            let sql = SQLAnalyticsReader(database: database)
             let clickHouse = ClickHouseReader(client: client, store: sql, logger: testLogger)
             for site in world.sites {
                 try await Self.compare(sql, clickHouse, site: site, world: world)
             }
+            // The attribution above came from rollups (every conversion is in one), and days without a rollup
+            // (kept before it existed) are credited from raw conversions to the same result.
+            let site = world.sites[0]
+            let kept = try #require(
+                try await sql.keptAttribution(siteId: site.siteId, organizationId: site.organizationId, days: world.dayRange))
+            let rolledUp = try await database.transaction(.organization(site.organizationId)) { tx in
+                try await tx.queryFirst(
+                    "SELECT SUM(total) AS n FROM \(AnalyticsTables.attributionTotalsDay) WHERE site_id = \(site.siteId)"
+                )?.get("n", as: Int?.self)
+            }
+            #expect(rolledUp == kept.total)
+            try await database.transaction(.organization(site.organizationId)) { tx in
+                try await tx.execute(
+                    """
+                    DELETE FROM \(AnalyticsTables.attributionTotalsDay)
+                    WHERE site_id = \(site.siteId)
+                    AND day = (SELECT MAX(day) FROM \(AnalyticsTables.attributionTotalsDay) WHERE site_id = \(site.siteId))
+                    """
+                )
+            }
+            let mixed = try #require(
+                try await sql.keptAttribution(siteId: site.siteId, organizationId: site.organizationId, days: world.dayRange))
+            #expect(Self.describe(mixed) == Self.describe(kept))
             try await client.execute("DROP DATABASE IF EXISTS \(configuration.database)", useDatabase: false)
         }
     }
@@ -199,9 +229,7 @@ struct ClickHouseIntegrationTests {
                 .sorted()
         }
         #expect(try await uniques(clickHouse) == uniques(sql))
-        let n = world.notifications[site.index].lowercased
-        let v = world.variants[site.index][1].lowercased
-        for steps in [["i", "h", "k", "c"], ["i:" + n, "h:" + n, "k:" + n, "c"], ["i:\(n):\(v)", "c"], ["seen", "g:purchase"], ["c", "i"]] {
+        for steps in world.funnels(site: site) {
             for window: Int64 in [60_000, 86_400_000] {
                 let expected = try await sql.funnel(siteId: siteId, organizationId: organizationId, days: days, steps: steps, windowMillis: window)
                 let got = try await clickHouse.funnel(siteId: siteId, organizationId: organizationId, days: days, steps: steps, windowMillis: window)
@@ -224,6 +252,17 @@ struct ClickHouseIntegrationTests {
             }.sorted()
         }
         #expect(try await conversions(clickHouse) == conversions(sql))
+        // Attribution rollups kept by ingest say what crediting the raw conversions says.
+        let kept = try #require(try await sql.keptAttribution(siteId: siteId, organizationId: organizationId, days: days))
+        var recount = AttributionTally()
+        for conversion in try await clickHouse.conversions(siteId: siteId, organizationId: organizationId, millis: millis) {
+            recount.add(
+                conversion, windowDays: AttributionTally.rollupWindowDays, halfLifeDays: AttributionTally.rollupHalfLifeDays,
+                models: AttributionTally.models)
+        }
+        #expect(try await clickHouse.keptAttribution(siteId: siteId, organizationId: organizationId, days: days) == nil)
+        #expect(kept.total > 10 && kept.attributed > 0 && kept.repeatWithinWindow > 0 && kept.unattributed > 0)
+        #expect(Self.describe(kept) == Self.describe(recount))
         func experiments(_ reader: any AnalyticsReader) async throws -> [String] {
             try await reader.experiments(siteId: siteId, organizationId: organizationId, days: days)
                 .filter { $0.exposures != 0 || $0.conversions != 0 }
@@ -231,6 +270,19 @@ struct ClickHouseIntegrationTests {
         }
         #expect(try await experiments(clickHouse) == experiments(sql))
         #expect(try await clickHouse.bots(siteId: siteId, organizationId: organizationId, days: days) == 3)
+    }
+
+    /// An attribution tally as text, rounded as the report rounds it.
+    static func describe(_ tally: AttributionTally) -> [String] {
+        var lines = [
+            "\(tally.total) \(tally.attributed) \(tally.unattributed) \(tally.repeatWithinWindow) \(String(format: "%.2f", tally.attributedValue))"
+        ]
+        for (model, notifications) in tally.credit {
+            for (id, credit) in notifications {
+                lines.append("\(model) \(id) \(String(format: "%.4f", credit.conversions)) \(String(format: "%.2f", credit.value))")
+            }
+        }
+        return lines.sorted()
     }
 
     @Test("archiving keeps a day until every row of it was shipped", arguments: TestStore.available)
@@ -305,6 +357,13 @@ struct BeaconWorld: Sendable {
     var bases: [Int64] { [now - 33 * 86_400_000, now - 86_400_000, now - 3_600_000] }
     var dayRange: ClosedRange<Int> { (bases.map { clock.dayKey(atMillis: $0) }.min() ?? 0)...(clock.dayKey(atMillis: now) + 1) }
     var millisRange: ClosedRange<Int64> { (now - 40 * 86_400_000)...(now + 86_400_000) }
+
+    /// Funnels worth comparing: the site's, a notification's, a variant's, a goal's, and one in an unusual order.
+    func funnels(site: Site) -> [[String]] {
+        let n = notifications[site.index].lowercased
+        let v = variants[site.index][1].lowercased
+        return [["i", "h", "k", "c"], ["i:" + n, "h:" + n, "k:" + n, "c"], ["i:\(n):\(v)", "c"], ["seen", "g:purchase"], ["c", "i"]]
+    }
 
     func register(in database: any Database) async throws {
         for site in sites {
@@ -386,9 +445,7 @@ struct BeaconWorld: Sendable {
                 try await database.transaction(.organization(site.organizationId)) { tx in
                     var work = IngestWork(organizationId: site.organizationId)
                     work.collect(batch)
-                    let fresh = try await IngestStore().upsertSteps(work.stepCandidates, organizationId: site.organizationId, in: tx)
-                    work.decide(freshSteps: fresh)
-                    try await IngestStore().write(work, in: tx)
+                    try await IngestStore().apply(&work, steps: work.stepCandidates, in: tx)
                 }
             }
         }

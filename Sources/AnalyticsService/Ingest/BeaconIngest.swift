@@ -61,9 +61,7 @@ struct BeaconIngest: BatchEventConsumer {
         for (organizationId, var work) in byOrganization {
             try await tx.setTenant(.organization(organizationId))
             let unknown = steps.unknown(work.stepCandidates)
-            let fresh = try await store.upsertSteps(unknown, organizationId: organizationId, in: tx)
-            work.decide(freshSteps: fresh)
-            try await store.write(work, in: tx)
+            try await store.apply(&work, steps: unknown, in: tx)
             prepared?.seen.withLock { seen in seen.merge(work.stepCandidates) { min($0, $1) } }
         }
     }
@@ -141,6 +139,12 @@ struct StepKey: Hashable, Sendable {
     var day: Int
     var visitor: String
     var step: String
+}
+
+/// A site's local day.
+struct SiteDay: Hashable, Sendable {
+    var siteId: UUID
+    var day: Int
 }
 
 struct RollupKey: Hashable, Sendable {
@@ -232,17 +236,16 @@ struct IngestWork {
     var uniques: [StepScope: Int] = [:]
     var experiments: [ExperimentKey: (exposures: Int, conversions: Int)] = [:]
     var cohorts: [CohortKey: CohortCounts] = [:]
-    var bots: [BotKey: Int] = [:]
+    var bots: [SiteDay: Int] = [:]
+    /// Visitor-step rows written or moved per site and day.
+    var stepChanges: [SiteDay: Int] = [:]
+    /// Attribution of the batch's conversions for the default window and half-life, per conversion day.
+    var attribution: [SiteDay: AttributionTally] = [:]
 
     struct StepScope: Hashable {
         var siteId: UUID
         var day: Int
         var scope: String
-    }
-
-    struct BotKey: Hashable {
-        var siteId: UUID
-        var day: Int
     }
 
     init(organizationId: UUID) {
@@ -286,7 +289,7 @@ struct IngestWork {
         let clock = SiteClock.named(batch.timezone)
         for visit in batch.visits {
             if visit.bot {
-                for beacon in visit.beacons { bots[BotKey(siteId: batch.siteId, day: clock.dayKey(atMillis: beacon.at)), default: 0] += 1 }
+                for beacon in visit.beacons { bots[SiteDay(siteId: batch.siteId, day: clock.dayKey(atMillis: beacon.at)), default: 0] += 1 }
                 continue
             }
             for beacon in visit.beacons {
@@ -346,6 +349,14 @@ struct IngestWork {
                 }
                 row.previousConversionAt = beacon.previousConversionAt
                 row.touches = beacon.touches.map(Self.touchesJSON)
+                attribution[SiteDay(siteId: siteId, day: day), default: AttributionTally()].add(
+                    ConversionFact(
+                        atMillis: beacon.at, day: day, goal: beacon.goal, value: beacon.value, notificationId: beacon.notificationId,
+                        variantId: beacon.variantId, previousConversionAt: beacon.previousConversionAt, touches: beacon.touches ?? []
+                    ),
+                    windowDays: AttributionTally.rollupWindowDays, halfLifeDays: AttributionTally.rollupHalfLifeDays,
+                    models: AttributionTally.models
+                )
                 conversions.append(
                     ConversionRow(
                         id: UUID.v7(at: Date(timeIntervalSince1970: Double(beacon.at) / 1000)), siteId: siteId, atMillis: beacon.at, day: day,

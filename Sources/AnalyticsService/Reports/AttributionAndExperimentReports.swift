@@ -132,56 +132,28 @@ struct ExperimentReport: Codable, Sendable, Equatable {
 }
 
 extension ReportEngine {
-    static let attributionModels = ["first_touch", "last_touch", "linear", "time_decay"]
-
     func attribution(_ site: ReportSite, _ query: ReportQuery) async throws -> AttributionReport {
-        let clock = site.clock
-        let start = clock.startOfDay(dayKey: query.fromDay) * 1000
-        let end = clock.startOfDay(dayKey: LocalTime.dayKey(days: (LocalTime.days(dayKey: query.toDay) ?? 0) + 1)) * 1000 - 1
-        let facts = try await reader.conversions(siteId: site.siteId, organizationId: site.organizationId, millis: start...end)
-        let names = try await notificationNames(site)
-        let window = Int64(query.windowDays) * 86_400_000
-        let halfLife = query.halfLifeDays * 86_400_000
-        let models = query.model == "all" ? Self.attributionModels : [query.model]
-        var credit: [String: [UUID: (Double, Double)]] = [:]
-        var counts = AttributionCounts(total: facts.count, attributed: 0, unattributed: 0, repeatWithinWindow: 0, attributedValue: 0)
-        for conversion in facts {
-            if let previous = conversion.previousConversionAt, conversion.atMillis - previous < window {
-                counts.repeatWithinWindow += 1
-                continue
-            }
-            // The widget's touches; a conversion sent without them is credited to the notification it names.
-            var touches = conversion.touches.filter { $0.at <= conversion.atMillis && conversion.atMillis - $0.at <= window }
-            if conversion.touches.isEmpty, let notificationId = conversion.notificationId {
-                touches = [Touch(notificationId: notificationId, variantId: conversion.variantId, kind: "impression", at: conversion.atMillis)]
-            }
-            touches.sort { $0.at < $1.at }
-            guard let first = touches.first, let last = touches.last else {
-                counts.unattributed += 1
-                continue
-            }
-            counts.attributed += 1
-            let value = conversion.value ?? 0
-            counts.attributedValue += value
-            for model in models {
-                var shares: [UUID: Double] = [:]
-                switch model {
-                case "first_touch": shares[first.notificationId] = 1
-                case "last_touch": shares[last.notificationId] = 1
-                case "linear":
-                    for touch in touches { shares[touch.notificationId, default: 0] += 1 / Double(touches.count) }
-                default:
-                    // Time decay: each touch weighs 2^(-age / half-life), normalised to one conversion.
-                    let weights = touches.map { pow(2, -Double(conversion.atMillis - $0.at) / halfLife) }
-                    let total = weights.reduce(0, +)
-                    for (touch, weight) in zip(touches, weights) { shares[touch.notificationId, default: 0] += weight / total }
-                }
-                for (notificationId, share) in shares {
-                    let current = credit[model, default: [:]][notificationId] ?? (0, 0)
-                    credit[model, default: [:]][notificationId] = (current.0 + share, current.1 + share * value)
-                }
+        let models = query.model == "all" ? AttributionTally.models : [query.model]
+        var tally: AttributionTally
+        if query.windowDays == AttributionTally.rollupWindowDays, query.halfLifeDays == AttributionTally.rollupHalfLifeDays,
+            let kept = try await reader.keptAttribution(siteId: site.siteId, organizationId: site.organizationId, days: query.days)
+        {
+            tally = kept
+        } else {
+            // Another window or half-life: credit the range's conversions from their raw rows.
+            let clock = site.clock
+            let start = clock.startOfDay(dayKey: query.fromDay) * 1000
+            let end = clock.startOfDay(dayKey: LocalTime.dayKey(days: (LocalTime.days(dayKey: query.toDay) ?? 0) + 1)) * 1000 - 1
+            tally = AttributionTally()
+            for conversion in try await reader.conversions(siteId: site.siteId, organizationId: site.organizationId, millis: start...end) {
+                tally.add(conversion, windowDays: query.windowDays, halfLifeDays: query.halfLifeDays, models: models)
             }
         }
+        let names = try await notificationNames(site)
+        var counts = AttributionCounts(
+            total: tally.total, attributed: tally.attributed, unattributed: tally.unattributed, repeatWithinWindow: tally.repeatWithinWindow,
+            attributedValue: tally.attributedValue
+        )
         counts.attributedValue = (counts.attributedValue * 100).rounded() / 100
         return AttributionReport(
             siteId: site.siteId, timezone: site.timezone, from: LocalTime.isoDate(dayKey: query.fromDay), to: LocalTime.isoDate(dayKey: query.toDay),
@@ -189,10 +161,10 @@ extension ReportEngine {
             models: models.map { model in
                 AttributionModelResult(
                     model: model,
-                    notifications: (credit[model] ?? [:]).map { id, entry in
+                    notifications: (tally.credit[model] ?? [:]).map { id, entry in
                         AttributedNotification(
-                            notificationId: id, name: names[id]?.name, conversions: (entry.0 * 10_000).rounded() / 10_000,
-                            value: (entry.1 * 100).rounded() / 100
+                            notificationId: id, name: names[id]?.name, conversions: (entry.conversions * 10_000).rounded() / 10_000,
+                            value: (entry.value * 100).rounded() / 100
                         )
                     }.sorted { ($0.conversions, $1.notificationId.lowercased) > ($1.conversions, $0.notificationId.lowercased) }
                 )

@@ -44,7 +44,7 @@ struct ReportQuery: Sendable, Equatable {
 
     static let maxRangeDays = 366
     static let funnelSteps: Set<String> = ["pageview", "impression", "hover", "click", "conversion"]
-    static let models = ["first_touch", "last_touch", "linear", "time_decay"]
+    static let models = AttributionTally.models
 
     /// The parameters a request may carry, for exports to check theirs.
     static let names: Set<String> = [
@@ -53,8 +53,9 @@ struct ReportQuery: Sendable, Equatable {
 
     init(
         fromDay: Int, toDay: Int, interval: Granularity = .day, notificationId: UUID? = nil, variantId: UUID? = nil,
-        steps: [String] = ["impression", "hover", "click", "conversion"], windowMinutes: Int = 1440, windowDays: Int = 7,
-        model: String = "all", halfLifeDays: Double = 7
+        steps: [String] = ["impression", "hover", "click", "conversion"], windowMinutes: Int = 1440,
+        windowDays: Int = AttributionTally.rollupWindowDays,
+        model: String = "all", halfLifeDays: Double = AttributionTally.rollupHalfLifeDays
     ) {
         self.fromDay = fromDay
         self.toDay = toDay

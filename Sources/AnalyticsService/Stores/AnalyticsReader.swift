@@ -63,6 +63,13 @@ protocol AnalyticsReader: Sendable {
     func experiments(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> [ExperimentFact]
     /// Beacons from self-declared crawlers in `days`.
     func bots(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> Int
+    /// Attribution of the conversions of `days` for ``AttributionTally/rollupWindowDays`` and
+    /// ``AttributionTally/rollupHalfLifeDays``, from rollups kept by ingest; nil where none are kept.
+    func keptAttribution(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> AttributionTally?
+}
+
+extension AnalyticsReader {
+    func keptAttribution(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> AttributionTally? { nil }
 }
 
 extension Touch {
@@ -111,10 +118,72 @@ struct SQLAnalyticsReader: AnalyticsReader {
         return try rows.map { UniqueFact(day: try $0.get("day"), scope: try $0.get("scope"), visitors: try $0.get("visitors")) }
     }
 
+    /// Funnels are computed per day (a visitor's steps are grouped by day) and each day's result is kept with the
+    /// day's count of visitor-step changes: a later report reuses it while that count holds, and recomputes only
+    /// the days that changed since (typically today).
     func funnel(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>, steps: [String], windowMillis: Int64) async throws -> [Int] {
         guard !steps.isEmpty else { return [] }
-        // Per visitor and day, the first time at each step; then count visitors whose steps come in order, each
-        // at or after the previous one and within the window of the first.
+        let funnel = try Self.funnelKey(steps: steps, windowMillis: windowMillis)
+        return try await database.transaction(.organization(organizationId)) { tx in
+            // The counts are read before the steps: a result computed while ingest commits is tagged with the older
+            // count, so it is recomputed next time rather than trusted.
+            let changes = try await tx.query(
+                "SELECT day, changes FROM \(T.stepDays) WHERE site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound)"
+            )
+            let kept = try await tx.query(
+                """
+                SELECT day, changes, visitors FROM \(T.funnelDays)
+                WHERE site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound) AND funnel = \(funnel)
+                """
+            )
+            var keptByDay: [Int: (changes: Int64, visitors: [Int])] = [:]
+            for row in kept {
+                let visitors = (try row.get("visitors", as: String.self)).split(separator: ",").compactMap { Int($0) }
+                if visitors.count == steps.count { keptByDay[try row.get("day")] = (try row.get("changes"), visitors) }
+            }
+            var totals = [Int](repeating: 0, count: steps.count)
+            var stale: [Int: Int64] = [:]
+            for row in changes {
+                let day: Int = try row.get("day")
+                let count: Int64 = try row.get("changes")
+                if let entry = keptByDay[day], entry.changes == count {
+                    for index in totals.indices { totals[index] += entry.visitors[index] }
+                } else {
+                    stale[day] = count
+                }
+            }
+            guard !stale.isEmpty else { return totals }
+            let computed = try await funnelByDay(siteId: siteId, days: stale.keys.sorted(), steps: steps, windowMillis: windowMillis, in: tx)
+            var rows: [[SQLValue]] = []
+            for (day, count) in stale {
+                let visitors = computed[day] ?? [Int](repeating: 0, count: steps.count)
+                for index in totals.indices { totals[index] += visitors[index] }
+                rows.append([
+                    .uuid(siteId), .uuid(organizationId), .int(Int64(day)), .text(funnel), .int(count),
+                    .text(visitors.map(String.init).joined(separator: ",")),
+                ])
+            }
+            for statement in SQL.insert(
+                into: T.funnelDays, alias: "f", columns: ["site_id", "organization_id", "day", "funnel", "changes", "visitors"], rows: rows,
+                suffix: " ON CONFLICT (site_id, day, funnel) DO UPDATE SET changes = excluded.changes, visitors = excluded.visitors"
+            ) {
+                try await tx.execute(statement)
+            }
+            return totals
+        }
+    }
+
+    /// What identifies a funnel among a day's kept results: its window and its steps (as JSON, so no step name can
+    /// run into the next).
+    static func funnelKey(steps: [String], windowMillis: Int64) throws -> String {
+        "\(windowMillis) " + String(decoding: try JSONEncoder().encode(steps), as: UTF8.self)
+    }
+
+    /// Per visitor and day, the first time at each step; then, per day, the visitors whose steps come in order,
+    /// each at or after the previous one and within the window of the first.
+    private func funnelByDay(
+        siteId: UUID, days: [Int], steps: [String], windowMillis: Int64, in tx: any SQLExecutor
+    ) async throws -> [Int: [Int]] {
         let firsts = SQL.joined(
             steps.enumerated().map { index, step in "MIN(CASE WHEN step = \(step) THEN first_at END) AS t\(unsafeRaw: String(index))" },
             separator: ", "
@@ -131,18 +200,22 @@ struct SQLAnalyticsReader: AnalyticsReader {
             reached.append("SUM(CASE WHEN \(condition) THEN 1 ELSE 0 END) AS s\(unsafeRaw: String(index))")
         }
         let stepList = SQL.joined(steps.map { "\($0)" }, separator: ", ")
-        let row = try await database.transaction(.organization(organizationId)) { tx in
-            try await tx.queryFirst(
-                """
-                SELECT \(SQL.joined(reached, separator: ", ")) FROM (
-                    SELECT \(firsts) FROM \(T.visitorSteps)
-                    WHERE site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound) AND step IN (\(stepList))
-                    GROUP BY day, visitor
-                ) AS v
-                """
-            )
+        let dayList = SQL.joined(days.map { "\($0)" }, separator: ", ")
+        let rows = try await tx.query(
+            """
+            SELECT day, \(SQL.joined(reached, separator: ", ")) FROM (
+                SELECT day, \(firsts) FROM \(T.visitorSteps)
+                WHERE site_id = \(siteId) AND day IN (\(dayList)) AND step IN (\(stepList))
+                GROUP BY day, visitor
+            ) AS v
+            GROUP BY day
+            """
+        )
+        var result: [Int: [Int]] = [:]
+        for row in rows {
+            result[try row.get("day")] = try steps.indices.map { index in try row.get("s\(index)", as: Int?.self) ?? 0 }
         }
-        return try steps.indices.map { index in try row?.get("s\(index)", as: Int?.self) ?? 0 }
+        return result
     }
 
     func cohorts(siteId: UUID, organizationId: UUID, weeks: ClosedRange<Int>) async throws -> [CohortFact] {
@@ -169,13 +242,15 @@ struct SQLAnalyticsReader: AnalyticsReader {
             """,
             scope: .organization(organizationId)
         )
-        return try rows.map {
-            ConversionFact(
-                atMillis: try $0.get("at_ms"), day: try $0.get("day"), goal: try $0.get("goal"), value: try $0.get("value"),
-                notificationId: try $0.get("notification_id"), variantId: try $0.get("variant_id"),
-                previousConversionAt: try $0.get("previous_conversion_at"), touches: Touch.decodeList(try $0.get("touches"))
-            )
-        }
+        return try rows.map(Self.conversion)
+    }
+
+    static func conversion(_ row: SQLRow) throws -> ConversionFact {
+        ConversionFact(
+            atMillis: try row.get("at_ms"), day: try row.get("day"), goal: try row.get("goal"), value: try row.get("value"),
+            notificationId: try row.get("notification_id"), variantId: try row.get("variant_id"),
+            previousConversionAt: try row.get("previous_conversion_at"), touches: Touch.decodeList(try row.get("touches"))
+        )
     }
 
     func experiments(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> [ExperimentFact] {
@@ -192,6 +267,62 @@ struct SQLAnalyticsReader: AnalyticsReader {
                 notificationId: try $0.get("notification_id"), variantId: try $0.get("variant_id"), exposures: try $0.get("exposures"),
                 conversions: try $0.get("conversions")
             )
+        }
+    }
+
+    /// Days whose rollup counts every conversion of the day are read from it; the others (conversions kept before the
+    /// rollup existed) are credited from their raw rows, by the same rule.
+    func keptAttribution(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> AttributionTally? {
+        try await database.transaction(.organization(organizationId)) { tx in
+            let range: SQL = "site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound)"
+            var conversionsPerDay: [Int: Int] = [:]
+            for row in try await tx.query("SELECT day, COUNT(*) AS n FROM \(T.conversions) WHERE \(range) GROUP BY day") {
+                conversionsPerDay[try row.get("day")] = try row.get("n")
+            }
+            var tally = AttributionTally()
+            var complete = Set<Int>()
+            let totals = try await tx.query(
+                "SELECT day, total, attributed, unattributed, repeat_within_window, attributed_value FROM \(T.attributionTotalsDay) WHERE \(range)"
+            )
+            for row in totals {
+                let day: Int = try row.get("day")
+                let total: Int = try row.get("total")
+                guard conversionsPerDay[day] == total else { continue }
+                complete.insert(day)
+                tally.total += total
+                tally.attributed += try row.get("attributed") as Int
+                tally.unattributed += try row.get("unattributed") as Int
+                tally.repeatWithinWindow += try row.get("repeat_within_window") as Int
+                tally.attributedValue += try row.get("attributed_value") as Double
+            }
+            if !complete.isEmpty {
+                let credits = try await tx.query("SELECT day, model, notification_id, conversions, value FROM \(T.attributionDay) WHERE \(range)")
+                for row in credits where complete.contains(try row.get("day")) {
+                    let model: String = try row.get("model")
+                    let notificationId: UUID = try row.get("notification_id")
+                    let conversions: Double = try row.get("conversions")
+                    let value: Double = try row.get("value")
+                    tally.credit[model, default: [:]][notificationId, default: AttributionTally.Credit()].conversions += conversions
+                    tally.credit[model, default: [:]][notificationId, default: AttributionTally.Credit()].value += value
+                }
+            }
+            let missing = conversionsPerDay.keys.filter { !complete.contains($0) }
+            if let first = missing.min(), let last = missing.max() {
+                let rows = try await tx.query(
+                    """
+                    SELECT at_ms, day, goal, value, notification_id, variant_id, previous_conversion_at, touches FROM \(T.conversions)
+                    WHERE site_id = \(siteId) AND day BETWEEN \(first) AND \(last) ORDER BY at_ms, id
+                    """
+                )
+                let wanted = Set(missing)
+                for fact in try rows.map(Self.conversion) where wanted.contains(fact.day) {
+                    tally.add(
+                        fact, windowDays: AttributionTally.rollupWindowDays, halfLifeDays: AttributionTally.rollupHalfLifeDays,
+                        models: AttributionTally.models
+                    )
+                }
+            }
+            return tally
         }
     }
 

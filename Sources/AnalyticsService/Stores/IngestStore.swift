@@ -7,14 +7,18 @@ struct IngestStore: Sendable {
     typealias T = AnalyticsTables
 
     /// Inserts visitor steps not seen before (or moves a step's time earlier) and returns the ones this call
-    /// created. A random token marks the rows written now, which tells a new row from an existing one on both stores.
-    func upsertSteps(_ candidates: [StepKey: Int64], organizationId: UUID, in tx: any SQLExecutor) async throws -> Set<StepKey> {
-        guard !candidates.isEmpty else { return [] }
+    /// created, and how many rows it wrote or moved per site and day (which invalidates that day's kept funnels).
+    /// A random token marks the rows written now, which tells a new row from an existing one on both stores.
+    func upsertSteps(
+        _ candidates: [StepKey: Int64], organizationId: UUID, in tx: any SQLExecutor
+    ) async throws -> (fresh: Set<StepKey>, changes: [SiteDay: Int]) {
+        guard !candidates.isEmpty else { return ([], [:]) }
         let token = Int64.random(in: 1...Int64.max)
         let rows: [[SQLValue]] = candidates.map { key, at in
             [.uuid(key.siteId), .uuid(organizationId), .int(Int64(key.day)), .text(key.visitor), .text(key.step), .int(at), .int(token)]
         }
         var fresh = Set<StepKey>()
+        var changes: [SiteDay: Int] = [:]
         for statement in SQL.insert(
             into: T.visitorSteps, alias: "s", columns: ["site_id", "organization_id", "day", "visitor", "step", "first_at", "written_by"],
             rows: rows,
@@ -24,13 +28,25 @@ struct IngestStore: Sendable {
                  RETURNING site_id, day, visitor, step, written_by
                 """
         ) {
-            for row in try await tx.query(statement) where try row.get("written_by", as: Int64.self) == token {
-                fresh.insert(
-                    StepKey(siteId: try row.get("site_id"), day: try row.get("day"), visitor: try row.get("visitor"), step: try row.get("step"))
-                )
+            for row in try await tx.query(statement) {
+                let siteId: UUID = try row.get("site_id")
+                let day: Int = try row.get("day")
+                changes[SiteDay(siteId: siteId, day: day), default: 0] += 1
+                if try row.get("written_by", as: Int64.self) == token {
+                    fresh.insert(StepKey(siteId: siteId, day: day, visitor: try row.get("visitor"), step: try row.get("step")))
+                }
             }
         }
-        return fresh
+        return (fresh, changes)
+    }
+
+    /// Applies one organization's share of a batch: writes the visitor steps that may change the store
+    /// (`steps`), makes every per-visitor decision from what they say, and writes the rest.
+    func apply(_ work: inout IngestWork, steps: [StepKey: Int64], in tx: any SQLExecutor) async throws {
+        let (fresh, changes) = try await upsertSteps(steps, organizationId: work.organizationId, in: tx)
+        work.stepChanges = changes
+        work.decide(freshSteps: fresh)
+        try await write(work, in: tx)
     }
 
     func write(_ work: IngestWork, in tx: any SQLExecutor) async throws {
@@ -106,6 +122,16 @@ struct IngestStore: Sendable {
                 try await tx.execute(statement)
             }
         }
+        if !work.stepChanges.isEmpty {
+            let rows: [[SQLValue]] = work.stepChanges.map { [.uuid($0.key.siteId), org, .int(Int64($0.key.day)), .int(Int64($0.value))] }
+            for statement in SQL.insert(
+                into: T.stepDays, alias: "d", columns: ["site_id", "organization_id", "day", "changes"], rows: rows,
+                suffix: " ON CONFLICT (site_id, day) DO UPDATE SET changes = d.changes + excluded.changes"
+            ) {
+                try await tx.execute(statement)
+            }
+        }
+        try await writeAttribution(work.attribution, organizationId: work.organizationId, in: tx)
         if !work.bots.isEmpty {
             let rows: [[SQLValue]] = work.bots.map { [.uuid($0.key.siteId), org, .int(Int64($0.key.day)), .int(Int64($0.value))] }
             for statement in SQL.insert(
@@ -114,6 +140,52 @@ struct IngestStore: Sendable {
             ) {
                 try await tx.execute(statement)
             }
+        }
+    }
+
+    private func writeAttribution(_ days: [SiteDay: AttributionTally], organizationId: UUID, in tx: any SQLExecutor) async throws {
+        guard !days.isEmpty else { return }
+        let org = SQLValue.uuid(organizationId)
+        let totals: [[SQLValue]] = days.map { key, tally in
+            [
+                .uuid(key.siteId), org, .int(Int64(key.day)), .int(Int64(tally.total)), .int(Int64(tally.attributed)),
+                .int(Int64(tally.unattributed)), .int(Int64(tally.repeatWithinWindow)), .double(tally.attributedValue),
+            ]
+        }
+        for statement in SQL.insert(
+            into: T.attributionTotalsDay, alias: "t",
+            columns: ["site_id", "organization_id", "day", "total", "attributed", "unattributed", "repeat_within_window", "attributed_value"],
+            rows: totals,
+            suffix: """
+                 ON CONFLICT (site_id, day) DO UPDATE SET total = t.total + excluded.total,
+                 attributed = t.attributed + excluded.attributed, unattributed = t.unattributed + excluded.unattributed,
+                 repeat_within_window = t.repeat_within_window + excluded.repeat_within_window,
+                 attributed_value = t.attributed_value + excluded.attributed_value
+                """
+        ) {
+            try await tx.execute(statement)
+        }
+        var credits: [[SQLValue]] = []
+        for (key, tally) in days {
+            for (model, notifications) in tally.credit {
+                for (notificationId, credit) in notifications {
+                    credits.append([
+                        .uuid(key.siteId), org, .int(Int64(key.day)), .text(model), .uuid(notificationId), .double(credit.conversions),
+                        .double(credit.value),
+                    ])
+                }
+            }
+        }
+        guard !credits.isEmpty else { return }
+        for statement in SQL.insert(
+            into: T.attributionDay, alias: "a",
+            columns: ["site_id", "organization_id", "day", "model", "notification_id", "conversions", "value"], rows: credits,
+            suffix: """
+                 ON CONFLICT (site_id, day, model, notification_id) DO UPDATE SET
+                 conversions = a.conversions + excluded.conversions, value = a.value + excluded.value
+                """
+        ) {
+            try await tx.execute(statement)
         }
     }
 

@@ -19,6 +19,9 @@ struct RetentionStore: Sendable {
         try await tx.execute("DELETE FROM \(T.rollupMinute) WHERE bucket < \(minuteCutoff)")
         try await tx.execute("DELETE FROM \(T.rollupHour) WHERE bucket < \(hourCutoff)")
         try await tx.execute("DELETE FROM \(T.visitorSteps) WHERE day < \(stepsCutoffDay)")
+        // Funnels of those days count 0 from now on, whether or not one was kept.
+        try await tx.execute("DELETE FROM \(T.funnelDays) WHERE day < \(stepsCutoffDay)")
+        try await tx.execute("DELETE FROM \(T.stepDays) WHERE day < \(stepsCutoffDay)")
     }
 
     // MARK: Archives
