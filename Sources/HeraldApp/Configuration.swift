@@ -65,6 +65,8 @@ public struct HeraldConfiguration: Sendable {
     public var environment: [String: String] = [:]
     /// Widget delivery settings (HERALD_COUNTRY_HEADER, HERALD_FEED_MAX_AGE).
     public var notificationOptions = NotificationsService.Options()
+    /// The email channel's limits; its transport and sender are the shared mail settings.
+    public var emailChannel = EmailChannelOptions()
     /// Intake limits (HERALD_ACTIVITIES_PER_MINUTE).
     public var integrationOptions = IntegrationsService.Options()
     /// Retention and report limits (HERALD_ANALYTICS_*).
@@ -142,6 +144,12 @@ public struct HeraldConfiguration: Sendable {
                 throw ConfigurationError("HERALD_FEED_REFRESH must be a number of seconds from 1 to 3600 (default 30)")
             }
             config.notificationOptions.feedRefreshSeconds = value
+        }
+        if let rate = environment["HERALD_EMAIL_PER_SITE_PER_HOUR"], !rate.isEmpty {
+            guard let value = Int(rate), (1...100_000).contains(value) else {
+                throw ConfigurationError("HERALD_EMAIL_PER_SITE_PER_HOUR must be a number from 1 to 100000 (default 100)")
+            }
+            config.emailChannel.perSitePerHour = value
         }
         if let rate = environment["HERALD_ACTIVITIES_PER_MINUTE"], !rate.isEmpty {
             guard let value = Int(rate), (1...100_000).contains(value) else {

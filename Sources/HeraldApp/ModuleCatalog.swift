@@ -55,9 +55,13 @@ enum ModuleCatalog {
             )
         },
         ModuleEntry(NotificationsService.self) { env in
-            NotificationsService(
-                database: env.database, bus: env.bus, access: env.access, options: env.config.notificationOptions, signals: env.signals,
-                logger: env.logger
+            var email = env.config.emailChannel
+            email.mail = env.mail
+            email.from = env.config.mail.from
+            email.publicBaseURL = env.config.effectivePublicURL
+            return NotificationsService(
+                database: env.database, bus: env.bus, access: env.access, cipher: env.cipher, options: env.config.notificationOptions,
+                email: email, signals: env.signals, logger: env.logger
             )
         },
         ModuleEntry(AnalyticsService.self) { env in

@@ -242,12 +242,16 @@ public struct MIMEWriter: Sendable {
         let words = value.split(separator: " ", omittingEmptySubsequences: false)
         var out = ""
         var line = "\(name):"
+        // The first word stays on the name's line: a value that starts on a folded line reads as starting with a
+        // space in some clients (a long List-Unsubscribe URL did).
+        var first = true
         for word in words {
-            if line.utf8.count + 1 + word.utf8.count > 78, !line.isEmpty, line.last != " " {
+            if !first, line.utf8.count + 1 + word.utf8.count > 78, !line.isEmpty, line.last != " " {
                 out += line + "\r\n"
                 line = ""
             }
             line += " " + word
+            first = false
         }
         return out + line + "\r\n"
     }

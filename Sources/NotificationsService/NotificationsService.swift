@@ -30,6 +30,10 @@ public struct NotificationsService: HeraldModule {
     let holds = DeliveryHoldStore()
     let sites = SiteStore()
     let activities = ActivityStore()
+    let cipher: FieldCipher
+    let email: EmailChannelOptions
+    let emailStore: EmailChannelStore
+    let emailSender: EmailSender
 
     /// Operator settings for delivery.
     public struct Options: Sendable {
@@ -58,10 +62,14 @@ public struct NotificationsService: HeraldModule {
     }
 
     public init(
-        database: any Database, bus: any EventBus, access: AccessControl, options: Options = Options(), signals: any ClusterSignals = LocalSignals(),
-        logger: Logger
+        database: any Database, bus: any EventBus, access: AccessControl, cipher: FieldCipher, options: Options = Options(),
+        email: EmailChannelOptions = EmailChannelOptions(), signals: any ClusterSignals = LocalSignals(), logger: Logger
     ) {
         self.database = database
+        self.cipher = cipher
+        self.email = email
+        self.emailStore = EmailChannelStore(cipher: cipher)
+        self.emailSender = EmailSender(database: database, store: EmailChannelStore(cipher: cipher), options: email, cipher: cipher, logger: logger)
         self.bus = bus
         self.access = access
         self.logger = logger
@@ -80,7 +88,14 @@ public struct NotificationsService: HeraldModule {
 
     /// The event consumers this service runs.
     public var consumers: [any EventConsumer] {
-        [SiteDirectoryConsumer(feeds: feeds), ActivityConsumer(feeds: feeds), DeliveryHoldConsumer(feeds: feeds)]
+        [
+            SiteDirectoryConsumer(feeds: feeds),
+            ActivityConsumer(
+                feeds: feeds, email: email.isAvailable ? EmailFanout(store: emailStore, options: email) : nil,
+                sender: email.isAvailable ? emailSender : nil
+            ),
+            DeliveryHoldConsumer(feeds: feeds),
+        ]
     }
 
     /// The tables Billing meters as this service's storage.
@@ -90,13 +105,14 @@ public struct NotificationsService: HeraldModule {
     public var services: [any Service] {
         [
             LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence, hasher: hasher),
-            FeedSignalListener(feeds: feeds),
+            FeedSignalListener(feeds: feeds), emailSender,
         ]
     }
 
     public func addRoutes(to router: some RouterMethods<HeraldRequestContext>) {
         addManagementRoutes(to: router)
         addWidgetRoutes(to: router)
+        addEmailRoutes(to: router)
     }
 
     /// Runs `body` in a transaction, then wakes consumers and refreshes the site's feed.
@@ -116,6 +132,7 @@ extension NotificationsService {
             NotificationsMigrations.v2,
             NotificationsMigrations.v3,
             NotificationsMigrations.v4,
+            NotificationsMigrations.v5,
         ]
     )
 }

@@ -16,6 +16,14 @@ enum NotificationsTables {
     static let visitorSalts = Table("notifications", "visitor_salts")
     /// Billing's decision per organization: popups paused (quota or payment) and the active-campaign limit.
     static let deliveryHolds = Table("notifications", "delivery_holds")
+    /// Email recipients who opted in to a site's notifications by email (address encrypted), and who left.
+    static let emailRecipients = Table("notifications", "email_recipients")
+    /// Per notification: whether new activities it shows also go out by email, and the subject.
+    static let emailSettings = Table("notifications", "email_settings")
+    /// One email per activity, notification and recipient, with its attempts and outcome.
+    static let emailDeliveries = Table("notifications", "email_deliveries")
+    /// Due email deliveries across tenants (identifiers and times only), claimed with a lease by the sender.
+    static let emailQueue = Table("notifications", "email_queue")
 
     /// What Billing meters as an organization's storage with Notifications: the activity history, which grows.
     static let footprint = StorageFootprint([

@@ -120,6 +120,9 @@ import Testing
         #expect(lines.allSatisfy { $0.utf8.count <= 78 })
         #expect(lines.dropFirst().allSatisfy { $0.hasPrefix(" ") })
         #expect(folded.replacingOccurrences(of: "\r\n ", with: " ") == "To: " + MIMEWriter.addressList(recipients) + "\r\n")
+        // A first word too long for the line stays on the name's line rather than leaving it empty.
+        let url = "<https://herald.example.com/email/unsubscribe/" + String(repeating: "x", count: 90) + ">"
+        #expect(MIMEWriter.header("List-Unsubscribe", url) == "List-Unsubscribe: \(url)\r\n")
     }
 
     @Test func encodesNonASCIIOrLongTextAsQuotedPrintable() throws {

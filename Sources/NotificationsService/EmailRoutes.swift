@@ -1,0 +1,316 @@
+import Foundation
+import HeraldCore
+import HeraldHTTP
+import HeraldModules
+import HeraldSecurity
+import HeraldStorage
+import Hummingbird
+
+struct EmailRecipientBody: Encodable, Sendable {
+    var id: UUID
+    var email: String
+    var status: String
+    var statusReason: String?
+    var createdAt: Date
+    var updatedAt: Date
+
+    init(_ recipient: EmailRecipient) {
+        id = recipient.id
+        email = recipient.email
+        status = recipient.status
+        statusReason = recipient.statusReason
+        createdAt = recipient.createdAt
+        updatedAt = recipient.updatedAt
+    }
+}
+
+struct EmailSettingsBody: Encodable, Sendable {
+    var notificationId: UUID
+    var enabled: Bool
+    var subject: String
+    /// Whether this Herald has a mail transport and a sender address; without them email cannot be turned on.
+    var available: Bool
+    var updatedAt: Date?
+}
+
+struct EmailDeliveryBody: Encodable, Sendable {
+    var id: UUID
+    var notificationId: UUID
+    var activityId: UUID
+    var recipientId: UUID
+    var subject: String
+    var status: String
+    var attempts: Int
+    var nextAttemptAt: Date?
+    var lastError: String?
+    var providerMessageId: String?
+    var createdAt: Date
+    var sentAt: Date?
+
+    init(_ delivery: EmailDelivery) {
+        id = delivery.id
+        notificationId = delivery.notificationId
+        activityId = delivery.activityId
+        recipientId = delivery.recipientId
+        subject = delivery.subject
+        status = delivery.status
+        attempts = delivery.attempts
+        nextAttemptAt = delivery.nextAttemptAt
+        lastError = delivery.lastError
+        providerMessageId = delivery.providerMessageId
+        createdAt = delivery.createdAt
+        sentAt = delivery.sentAt
+    }
+}
+
+extension NotificationsService {
+    static let defaultEmailSubject = "New at {{siteName}}"
+    static let deliveryStatuses = ["pending", "sent", "failed", "skipped"]
+
+    func addEmailRoutes(to router: some RouterMethods<HeraldRequestContext>) {
+        let site = router.group("sites/:siteId")
+        site.get("email/recipients", use: listEmailRecipients)
+        site.post("email/recipients", use: addEmailRecipient)
+        site.delete("email/recipients/:recipientId", use: removeEmailRecipient)
+        site.get("email/deliveries", use: listEmailDeliveries)
+        site.get("notifications/:notificationId/email", use: getEmailSettings)
+        site.put("notifications/:notificationId/email", use: putEmailSettings)
+        router.get("email/unsubscribe/:token", use: unsubscribePage)
+        router.post("email/unsubscribe/:token", use: unsubscribe)
+    }
+
+    // MARK: Recipients
+
+    @Sendable func listEmailRecipients(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<EmailRecipientBody>> {
+        let grant = try await access.site(from: context, .contentRead)
+        let limit = try request.limit(default: 50, max: 200)
+        let before = try Self.cursor(request)
+        let records = try await database.transaction(grant.scope) {
+            try await emailStore.listRecipients(siteId: grant.siteId, before: before, limit: limit, in: $0)
+        }
+        let next = records.count == limit ? records.last.map { TimeCursor(date: $0.createdAt, id: $0.id).text } : nil
+        return JSONResponse(Page(items: records.map(EmailRecipientBody.init), nextCursor: next))
+    }
+
+    /// Adds someone who asked the site for updates by email. Adding an address again answers the existing
+    /// recipient; an address that unsubscribed or bounced is not subscribed again by the site owner.
+    @Sendable func addEmailRecipient(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let grant = try await access.site(from: context, .contentWrite)
+        var reader = try await BodyReader(request: request, context: context)
+        let email = reader.validator.requireEmail(reader.string("email"))
+        try reader.validator.check()
+        let meta = RequestMeta(request: request, context: context)
+        let (recipient, created) = try await database.transaction(grant.scope) { tx -> (EmailRecipient, Bool) in
+            if let existing = try await emailStore.findRecipient(email: email, siteId: grant.siteId, in: tx) {
+                guard existing.status == "subscribed" else {
+                    throw HeraldError.conflict(
+                        existing.status == "bounced"
+                            ? "Mail to this address bounced (\(existing.statusReason ?? "the server refused it")); remove the recipient and add it again once the address works."
+                            : "This person unsubscribed from the site's emails; only they can ask for them again.",
+                        slug: "recipient-\(existing.status)"
+                    )
+                }
+                return (existing, false)
+            }
+            let count = try await emailStore.countSubscribed(siteId: grant.siteId, in: tx)
+            guard count < self.email.maxRecipientsPerSite else {
+                throw HeraldError.conflict(
+                    "The site has \(count) email recipients, the most it may have (\(self.email.maxRecipientsPerSite)); remove some first.",
+                    slug: "too-many-recipients"
+                )
+            }
+            let id = UUID.v7()
+            try await emailStore.insertRecipient(
+                id: id, email: email, siteId: grant.siteId, organizationId: grant.organizationId, now: Date(), in: tx)
+            try await AuditTrail.record("email_recipient.added", target: "email_recipient", id, by: grant, meta: meta, in: tx)
+            return (
+                try await emailStore.findRecipient(id, in: tx)
+                    ?? EmailRecipient(
+                        id: id, siteId: grant.siteId, email: email, status: "subscribed", createdAt: Date(), updatedAt: Date()), true
+            )
+        }
+        return try JSONResponse(EmailRecipientBody(recipient), status: created ? .created : .ok).response(from: request, context: context)
+    }
+
+    @Sendable func removeEmailRecipient(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let grant = try await access.site(from: context, .contentWrite)
+        let id = try context.uuidParameter("recipientId", resource: "Email recipient")
+        let meta = RequestMeta(request: request, context: context)
+        let removed = try await database.transaction(grant.scope) { tx in
+            guard try await emailStore.deleteRecipient(id, siteId: grant.siteId, in: tx) else { return false }
+            try await AuditTrail.record("email_recipient.removed", target: "email_recipient", id, by: grant, meta: meta, in: tx)
+            return true
+        }
+        guard removed else { throw HeraldError.notFound("Email recipient \(id.lowercased)") }
+        return Response(status: .noContent)
+    }
+
+    // MARK: Settings and deliveries
+
+    @Sendable func getEmailSettings(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EmailSettingsBody> {
+        let grant = try await access.site(from: context, .contentRead)
+        let settings = try await database.transaction(grant.scope) { tx in
+            let notification = try await loadNotification(grant, context, in: tx)
+            return try await emailStore.settings(notificationId: notification.id, in: tx)
+                ?? EmailSettings(notificationId: notification.id, enabled: false, subject: Self.defaultEmailSubject)
+        }
+        return JSONResponse(body(settings))
+    }
+
+    /// Turns email on or off for a notification and sets the subject (a template with the message's placeholders).
+    @Sendable func putEmailSettings(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EmailSettingsBody> {
+        let grant = try await access.site(from: context, .contentWrite)
+        var reader = try await BodyReader(request: request, context: context)
+        let enabled = reader.decode("enabled", as: Bool.self)
+        if reader.isMissing("enabled") { reader.validator.add("enabled", "is required: true or false") }
+        let subject = reader.validator.optionalText(reader.string("subject"), field: "subject", maxLength: 200)
+        if let subject { Self.checkTemplate(subject, field: "subject", into: &reader.validator) }
+        try reader.validator.check()
+        let meta = RequestMeta(request: request, context: context)
+        let settings = try await database.transaction(grant.scope) { tx in
+            let notification = try await loadNotification(grant, context, in: tx)
+            if enabled == true {
+                guard notification.type == .recentActivity else {
+                    throw HeraldError.validation(
+                        field: "enabled", "only recent_activity notifications go out by email (one email per new activity)")
+                }
+                guard email.isAvailable else {
+                    throw HeraldError.conflict(
+                        "This Herald has no mail transport or sender address: set HERALD_MAIL_URL and HERALD_MAIL_FROM, then turn email on.",
+                        slug: "email-unavailable"
+                    )
+                }
+            }
+            let current = try await emailStore.settings(notificationId: notification.id, in: tx)
+            let settings = EmailSettings(
+                notificationId: notification.id, enabled: enabled ?? false, subject: subject ?? current?.subject ?? Self.defaultEmailSubject,
+                updatedAt: Date()
+            )
+            try await emailStore.saveSettings(settings, siteId: grant.siteId, organizationId: grant.organizationId, now: Date(), in: tx)
+            try await AuditTrail.record(
+                "notification.email_changed", target: "notification", notification.id,
+                details: ["enabled": settings.enabled ? "true" : "false"], by: grant, meta: meta, in: tx
+            )
+            return settings
+        }
+        return JSONResponse(body(settings))
+    }
+
+    func body(_ settings: EmailSettings) -> EmailSettingsBody {
+        EmailSettingsBody(
+            notificationId: settings.notificationId, enabled: settings.enabled, subject: settings.subject, available: email.isAvailable,
+            updatedAt: settings.updatedAt
+        )
+    }
+
+    /// Every email of the site, newest first, with its attempts and outcome.
+    @Sendable func listEmailDeliveries(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<EmailDeliveryBody>> {
+        let grant = try await access.site(from: context, .contentRead)
+        let limit = try request.limit(default: 50, max: 200)
+        let before = try Self.cursor(request)
+        var notificationId: UUID?
+        if let text = request.uri.queryParameters.get("notificationId") {
+            guard let id = UUID(text: text.description) else { throw HeraldError.validation(field: "notificationId", "must be a notification id") }
+            notificationId = id
+        }
+        let status = request.uri.queryParameters.get("status").map { String($0) }
+        if let status, !Self.deliveryStatuses.contains(status) {
+            throw HeraldError.validation(field: "status", "must be one of: \(Self.deliveryStatuses.joined(separator: ", "))")
+        }
+        let records = try await database.transaction(grant.scope) {
+            try await emailStore.listDeliveries(
+                siteId: grant.siteId, notificationId: notificationId, status: status, before: before, limit: limit, in: $0)
+        }
+        let next = records.count == limit ? records.last.map { TimeCursor(date: $0.createdAt, id: $0.id).text } : nil
+        return JSONResponse(Page(items: records.map(EmailDeliveryBody.init), nextCursor: next))
+    }
+
+    static func cursor(_ request: Request) throws -> TimeCursor? {
+        guard let cursor = request.uri.queryParameters.get("cursor") else { return nil }
+        guard let parsed = TimeCursor(String(cursor)) else {
+            throw HeraldError.validation(field: "cursor", "must be the nextCursor of a previous page")
+        }
+        return parsed
+    }
+
+    // MARK: Unsubscribing (public: the link in every email)
+
+    /// A page with one button: opening a link must not unsubscribe (mail scanners open links), a POST does (RFC 8058).
+    @Sendable func unsubscribePage(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let token = try unsubscribeToken(context)
+        let status = try await database.transaction(.organization(token.organizationId)) {
+            try await emailStore.findRecipient(token.recipientId, in: $0)?.status
+        }
+        guard let status else { throw Self.unknownLink }
+        let escaped = (context.parameters.get("token") ?? "").htmlEscaped
+        let content =
+            status == "subscribed"
+            ? """
+            <h1>Unsubscribe</h1><p>Stop receiving these emails?</p>
+            <form method="post" action="/email/unsubscribe/\(escaped)"><button type="submit">Unsubscribe</button></form>
+            """
+            : "<h1>You are unsubscribed</h1><p>No more emails will be sent to this address.</p>"
+        return Self.page(content)
+    }
+
+    @Sendable func unsubscribe(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let token = try unsubscribeToken(context)
+        let found = try await database.transaction(.organization(token.organizationId)) { tx -> Bool in
+            guard let recipient = try await emailStore.findRecipient(token.recipientId, in: tx) else { return false }
+            // A bounced address stays bounced; anyone else who follows their link is unsubscribed, once.
+            if recipient.status == "subscribed" {
+                _ = try await emailStore.setRecipientStatus(
+                    recipient.id, status: "unsubscribed", reason: "the recipient followed the unsubscribe link", now: Date(), in: tx)
+                try await AuditTrail.record(
+                    "email_recipient.unsubscribed", target: "email_recipient", recipient.id.lowercased, organizationId: token.organizationId,
+                    siteId: recipient.siteId, actorUserId: nil, meta: RequestMeta(request: request, context: context), in: tx
+                )
+            }
+            return true
+        }
+        guard found else { throw Self.unknownLink }
+        return Self.page("<h1>You are unsubscribed</h1><p>No more emails will be sent to this address.</p>")
+    }
+
+    func unsubscribeToken(_ context: HeraldRequestContext) throws -> (organizationId: UUID, recipientId: UUID) {
+        guard let text = context.parameters.get("token"), text.utf8.count <= 200, let token = UnsubscribeToken.parse(text, cipher: cipher) else {
+            throw Self.unknownLink
+        }
+        return token
+    }
+
+    static let unknownLink = HeraldError.notFound("This unsubscribe link is not valid (it may be cut short); the link")
+
+    static func page(_ content: String) -> Response {
+        let html = """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>Email preferences</title></head><body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem">
+            \(content)</body></html>
+            """
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: html))
+        )
+    }
+}
+
+extension String {
+    fileprivate var htmlEscaped: String {
+        var result = ""
+        for character in self {
+            switch character {
+            case "&": result += "&amp;"
+            case "<": result += "&lt;"
+            case ">": result += "&gt;"
+            case "\"": result += "&quot;"
+            case "'": result += "&#39;"
+            default: result.append(character)
+            }
+        }
+        return result
+    }
+}
