@@ -2,6 +2,7 @@
 a site's opted-in recipients, with a one-click unsubscribe (RFC 8058) that is honoured; a refused address is marked
 bounced; temporary refusals are retried; the per-site hourly limit defers rather than drops; every email is a
 delivery record; other tenants see nothing; and without a mail transport email cannot be turned on."""
+import base64
 import json
 import os
 import tempfile
@@ -149,12 +150,27 @@ def test_new_activities_are_emailed_with_one_click_unsubscribe(smtp, store):
         server.stop()
 
 
-def test_sendgrid_carries_the_email_and_its_unsubscribe_headers():
+def test_sendgrid_carries_the_email_and_its_events_reach_the_recipient():
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    signing_key = ec.generate_private_key(ec.SECP256R1())
+    verification_key = base64.b64encode(signing_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
     work = tempfile.mkdtemp(prefix="herald-sendgrid-")
     proc, port = start_process(["python3", SENDGRID, "--key", "SG.test-key", "--dir", work, "--ready-file", os.path.join(work, "port"),
                                 "--mode", "ok"], os.path.join(work, "port"))
     server = Herald(env={"HERALD_BCRYPT_COST": "10", "HERALD_MAIL_URL": "sendgrid://", "HERALD_SENDGRID_API_KEY": "SG.test-key",
-                         "HERALD_SENDGRID_URL": f"http://127.0.0.1:{port}", "HERALD_MAIL_FROM": "updates@herald.test"}).start()
+                         "HERALD_SENDGRID_URL": f"http://127.0.0.1:{port}", "HERALD_MAIL_FROM": "updates@herald.test",
+                         "HERALD_SENDGRID_EVENT_KEY": verification_key}).start()
+
+    def events(payload, key=signing_key, timestamp=None):
+        body = json.dumps(payload).encode()
+        timestamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = base64.b64encode(key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
+        return requests.post(server.url("/email/events/sendgrid"), data=body, headers={
+            "Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": signature,
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp})
+
     try:
         w = world(server)
         assert api(server, w, "PUT", f"/notifications/{w['n']['id']}/email", json={"enabled": True}).status_code == 200
@@ -171,6 +187,28 @@ def test_sendgrid_carries_the_email_and_its_unsubscribe_headers():
         assert "/email/unsubscribe/" in body["headers"]["List-Unsubscribe"]
         sent = wait_for(lambda: deliveries(server, w, status="sent"), timeout=10)
         assert sent and sent[0]["providerMessageId"], deliveries(server, w)
+
+        # SendGrid reports back with the tags Herald gave the email: a bounce marks that recipient bounced.
+        tags = body["personalizations"][0]["custom_args"]
+        assert tags["herald_recipient"] and tags["herald_organization"] == w["org"]["id"]
+        status = lambda: {r["email"]: r["status"] for r in api(server, w, "GET", "/email/recipients").json()["items"]}  # noqa: E731
+        event = {"email": "fan@example.com", "timestamp": int(time.time()), "sg_event_id": "e1", "sg_message_id": "m1", **tags}
+        for refused in [events([{**event, "event": "bounce", "type": "bounce"}], key=ec.generate_private_key(ec.SECP256R1())),
+                        events([{**event, "event": "bounce", "type": "bounce"}], timestamp=int(time.time()) - 3600),
+                        requests.post(server.url("/email/events/sendgrid"), json=[{**event, "event": "bounce"}])]:
+            assert refused.status_code == 400 and refused.json()["type"].endswith("bad-signature"), refused.text
+        assert events({"not": "a list"}).status_code == 400
+        ok = events([{**event, "event": "delivered"}, {**event, "event": "bounce", "type": "blocked", "reason": "try later"},
+                     {**event, "event": "open"}, {"event": "bounce", "email": "someone@else.example"}])
+        assert ok.status_code == 204, ok.text
+        assert status()["fan@example.com"] == "subscribed"
+        assert events([{**event, "event": "bounce", "type": "bounce", "reason": "550 5.1.1 user unknown"}]).status_code == 204
+        assert status()["fan@example.com"] == "bounced"
+        fan = next(r for r in api(server, w, "GET", "/email/recipients").json()["items"])
+        assert "550 5.1.1" in fan["statusReason"]
+        # A later event never brings a bounced address back, and the next activity skips it.
+        assert events([{**event, "event": "unsubscribe"}]).status_code == 204
+        assert status()["fan@example.com"] == "bounced"
     finally:
         server.stop()
         proc.terminate()

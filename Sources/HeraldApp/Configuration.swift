@@ -145,6 +145,13 @@ public struct HeraldConfiguration: Sendable {
             }
             config.notificationOptions.feedRefreshSeconds = value
         }
+        if let key = environment["HERALD_SENDGRID_EVENT_KEY"], !key.isEmpty {
+            do {
+                config.emailChannel.sendGridEvents = try SendGridEventWebhook(verificationKey: key)
+            } catch {
+                throw ConfigurationError("HERALD_SENDGRID_EVENT_KEY: \(error)")
+            }
+        }
         if let rate = environment["HERALD_EMAIL_PER_SITE_PER_HOUR"], !rate.isEmpty {
             guard let value = Int(rate), (1...100_000).contains(value) else {
                 throw ConfigurationError("HERALD_EMAIL_PER_SITE_PER_HOUR must be a number from 1 to 100000 (default 100)")

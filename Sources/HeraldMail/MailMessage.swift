@@ -174,6 +174,9 @@ public struct MailMessage: Sendable, Hashable {
     public let attachments: [MailAttachment]
     /// Extra headers, in order.
     public let headers: [MailHeader]
+    /// Values a provider reports back with its events about this message (SendGrid's `custom_args`), so a bounce
+    /// can be traced to its recipient; SMTP does not send them.
+    public let tags: [String: String]
 
     /// The largest number of recipients one message may have.
     public static let maximumRecipients = 100
@@ -187,7 +190,8 @@ public struct MailMessage: Sendable, Hashable {
         text: String,
         html: String? = nil,
         attachments: [MailAttachment] = [],
-        headers: [MailHeader] = []
+        headers: [MailHeader] = [],
+        tags: [String: String] = [:]
     ) throws {
         var seen = Set<String>()
         let recipients = to.filter { seen.insert($0.address.lowercased()).inserted }
@@ -216,6 +220,12 @@ public struct MailMessage: Sendable, Hashable {
         self.html = html.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
         self.attachments = attachments
         self.headers = headers
+        guard tags.count <= 10,
+            tags.allSatisfy({ MailText.controlCharacterProblem($0.key + $0.value) == nil && ($0.key + $0.value).utf8.count <= 200 })
+        else {
+            throw MailError.permanent("a message may have at most 10 tags, each without control characters and at most 200 bytes")
+        }
+        self.tags = tags
     }
 
     /// The bytes of every attachment together.

@@ -99,6 +99,11 @@ public struct SendGridTransport: MailTransport {
         }
         struct Personalization: Encodable {
             var to: [Address]
+            var customArgs: [String: String]?
+
+            enum CodingKeys: String, CodingKey {
+                case to, customArgs = "custom_args"
+            }
         }
         struct Content: Encodable {
             var type: String
@@ -129,7 +134,7 @@ public struct SendGridTransport: MailTransport {
         var content = [Body.Content(type: "text/plain", value: message.text)]
         if let html = message.html { content.append(Body.Content(type: "text/html", value: html)) }
         let body = Body(
-            personalizations: [Body.Personalization(to: message.to.map(address))],
+            personalizations: [Body.Personalization(to: message.to.map(address), customArgs: message.tags.isEmpty ? nil : message.tags)],
             from: address(message.from),
             replyTo: message.replyTo.map(address),
             subject: message.subject,

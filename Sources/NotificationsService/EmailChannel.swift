@@ -25,6 +25,9 @@ public struct EmailChannelOptions: Sendable {
     public var maxRecipientsPerSite = 10_000
     /// Only activities this recent go out by email (an import of last year's orders mails no one).
     public var freshness: TimeInterval = 3600
+    /// SendGrid's signed Event Webhook (`HERALD_SENDGRID_EVENT_KEY`): its bounces, drops, spam reports and
+    /// unsubscribes reach the recipients at `POST /email/events/sendgrid`.
+    public var sendGridEvents: SendGridEventWebhook?
 
     public init() {}
 
@@ -279,7 +282,46 @@ final class EmailSender: Service, Sendable {
             headers: [
                 try MailHeader("List-Unsubscribe", "<\(unsubscribe)>"),
                 try MailHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ],
+            // SendGrid reports these back with its events, which names the recipient of a bounce.
+            tags: [
+                EmailEvents.organizationTag: organizationId.lowercased, EmailEvents.recipientTag: recipient.id.lowercased,
+                EmailEvents.deliveryTag: delivery.id.lowercased,
             ]
         )
+    }
+}
+
+/// What SendGrid's events mean for a recipient, and the tags every email carries so an event names its recipient.
+enum EmailEvents {
+    static let organizationTag = "herald_organization"
+    static let recipientTag = "herald_recipient"
+    static let deliveryTag = "herald_delivery"
+    static let maxBody = 1 << 20
+    static let maxEvents = 1000
+
+    /// The recipient's new status for an event, or nil when the event changes nothing.
+    static func outcome(of event: [String: JSONValue]) -> (status: String, reason: String)? {
+        let reason = event["reason"]?.stringValue.map { String($0.prefix(300)).removingControlCharacters } ?? ""
+        switch event["event"]?.stringValue {
+        case "bounce":
+            // A "blocked" bounce is the receiving server's temporary refusal (reputation, rate): the address is fine.
+            guard event["type"]?.stringValue != "blocked" else { return nil }
+            return ("bounced", "SendGrid: the address bounced" + (reason.isEmpty ? "" : " (\(reason))"))
+        case "dropped":
+            if reason.localizedCaseInsensitiveContains("unsubscribed") || reason.localizedCaseInsensitiveContains("spam") {
+                return ("unsubscribed", "SendGrid dropped the email: \(reason)")
+            }
+            if reason.localizedCaseInsensitiveContains("bounced") || reason.localizedCaseInsensitiveContains("invalid") {
+                return ("bounced", "SendGrid dropped the email: \(reason)")
+            }
+            return nil
+        case "spamreport":
+            return ("unsubscribed", "the recipient marked an email as spam")
+        case "unsubscribe", "group_unsubscribe":
+            return ("unsubscribed", "the recipient unsubscribed at SendGrid")
+        default:
+            return nil
+        }
     }
 }

@@ -1,10 +1,13 @@
 import Foundation
+import HTTPTypes
 import HeraldCore
 import HeraldHTTP
+import HeraldMail
 import HeraldModules
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
+import Logging
 
 struct EmailRecipientBody: Encodable, Sendable {
     var id: UUID
@@ -77,6 +80,7 @@ extension NotificationsService {
         site.put("notifications/:notificationId/email", use: putEmailSettings)
         router.get("email/unsubscribe/:token", use: unsubscribePage)
         router.post("email/unsubscribe/:token", use: unsubscribe)
+        router.post("email/events/sendgrid", use: receiveSendGridEvents)
     }
 
     // MARK: Recipients
@@ -270,6 +274,59 @@ extension NotificationsService {
         }
         guard found else { throw Self.unknownLink }
         return Self.page("<h1>You are unsubscribed</h1><p>No more emails will be sent to this address.</p>")
+    }
+
+    // MARK: SendGrid's events
+
+    /// SendGrid's signed Event Webhook: a hard bounce or a drop of a bad address marks the recipient bounced; a spam
+    /// report or an unsubscribe at SendGrid unsubscribes them. Other events (delivered, opened, …) are ignored.
+    @Sendable func receiveSendGridEvents(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        guard let verifier = email.sendGridEvents else {
+            throw HeraldError.notFound("SendGrid's event webhook (not configured: HERALD_SENDGRID_EVENT_KEY)")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: EmailEvents.maxBody)
+        } catch {
+            throw HeraldError.payloadTooLarge(limit: EmailEvents.maxBody)
+        }
+        let body = Array(buffer.readableBytesView)
+        let header = { (name: String) in HTTPField.Name(name).flatMap { request.headers[$0] } }
+        if let problem = verifier.problem(
+            signature: header(SendGridEventWebhook.signatureHeader), timestamp: header(SendGridEventWebhook.timestampHeader), body: body)
+        {
+            logger.warning("email: SendGrid event webhook refused", metadata: ["reason": "\(problem)"])
+            throw HeraldError(
+                status: 400, slug: "bad-signature", title: "Signature check failed", detail: "SendGrid event webhook refused: \(problem).")
+        }
+        guard let events = try? JSONDecoder().decode([[String: JSONValue]].self, from: Data(body)) else {
+            throw HeraldError.badRequest("The body is not SendGrid's event list: expected a JSON array of event objects.")
+        }
+        var byOrganization: [UUID: [(recipientId: UUID, status: String, reason: String)]] = [:]
+        for event in events.prefix(EmailEvents.maxEvents) {
+            guard let outcome = EmailEvents.outcome(of: event), let organization = event[EmailEvents.organizationTag]?.stringValue,
+                let organizationId = UUID(text: organization), let recipient = event[EmailEvents.recipientTag]?.stringValue,
+                let recipientId = UUID(text: recipient)
+            else { continue }
+            byOrganization[organizationId, default: []].append((recipientId, outcome.status, outcome.reason))
+        }
+        let meta = RequestMeta(request: request, context: context)
+        for (organizationId, changes) in byOrganization {
+            try await database.transaction(.organization(organizationId)) { tx in
+                for change in changes {
+                    // Only a subscribed recipient changes: a later event never resubscribes or un-bounces anyone.
+                    guard let recipient = try await emailStore.findRecipient(change.recipientId, in: tx), recipient.status == "subscribed" else {
+                        continue
+                    }
+                    _ = try await emailStore.setRecipientStatus(recipient.id, status: change.status, reason: change.reason, now: Date(), in: tx)
+                    try await AuditTrail.record(
+                        "email_recipient.\(change.status)", target: "email_recipient", recipient.id.lowercased, organizationId: organizationId,
+                        siteId: recipient.siteId, actorUserId: nil, details: ["source": "sendgrid"], meta: meta, in: tx
+                    )
+                }
+            }
+        }
+        return Response(status: .noContent)
     }
 
     func unsubscribeToken(_ context: HeraldRequestContext) throws -> (organizationId: UUID, recipientId: UUID) {
