@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "HeraldApp",
             dependencies: [
-                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldModules", "HeraldMail",
+                "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldModules", "HeraldMail", "HeraldPush",
                 "HeraldObjectStore", "HeraldTelemetry", "HeraldServiceClient", "HeraldRedis", "HeraldRedisBus", "UsersService", "NotificationsService", "AnalyticsService",
                 "IntegrationsService", "BillingService",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -220,6 +220,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HeraldPush",
+            dependencies: [
+                "HeraldSecurity",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // MARK: Services
         .target(
             name: "UsersService",
@@ -235,6 +246,7 @@ let package = Package(
             name: "NotificationsService",
             dependencies: [
                 "HeraldModules", "HeraldContracts", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldMail",
+                "HeraldPush", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -310,6 +322,11 @@ let package = Package(
             dependencies: [
                 "HeraldRedis", "HeraldSecurity", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HeraldPushTests",
+            dependencies: ["HeraldPush", "HeraldSecurity", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

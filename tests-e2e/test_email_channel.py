@@ -225,10 +225,10 @@ def test_the_hourly_limit_defers_instead_of_dropping(smtp):
             activity(server, w, firstName=name)
         assert received(smtp["dir"], 2)
         waiting = wait_for(lambda: [d for d in deliveries(server, w, status="pending") if d["lastError"]], timeout=20)
-        assert waiting and "emails of the last hour" in waiting[0]["lastError"] and waiting[0]["attempts"] == 0, deliveries(server, w)
+        assert waiting and "email deliveries of the last hour" in waiting[0]["lastError"] and waiting[0]["attempts"] == 0, deliveries(server, w)
         time.sleep(1.5)
         assert len(received(smtp["dir"], 2)) == 2
-        assert waiting[0]["subject"] == "New at Kite Shop"
+        assert waiting[0]["title"] == "New at Kite Shop"
     finally:
         server.stop()
 

@@ -3,6 +3,7 @@ import BillingService
 import Foundation
 import HeraldCore
 import HeraldMail
+import HeraldPush
 import HeraldRedis
 import HeraldStorage
 import IntegrationsService
@@ -67,6 +68,8 @@ public struct HeraldConfiguration: Sendable {
     public var notificationOptions = NotificationsService.Options()
     /// The email channel's limits; its transport and sender are the shared mail settings.
     public var emailChannel = EmailChannelOptions()
+    /// Web push: the VAPID key and limits.
+    public var pushChannel = PushChannelOptions()
     /// Intake limits (HERALD_ACTIVITIES_PER_MINUTE).
     public var integrationOptions = IntegrationsService.Options()
     /// Retention and report limits (HERALD_ANALYTICS_*).
@@ -151,6 +154,20 @@ public struct HeraldConfiguration: Sendable {
             } catch {
                 throw ConfigurationError("HERALD_SENDGRID_EVENT_KEY: \(error)")
             }
+        }
+        if let key = environment["HERALD_VAPID_PRIVATE_KEY"], !key.isEmpty {
+            let subject = environment["HERALD_VAPID_SUBJECT"] ?? ""
+            do {
+                config.pushChannel.vapid = try VAPIDKey(privateKey: key, subject: subject)
+            } catch {
+                throw ConfigurationError("HERALD_VAPID_PRIVATE_KEY / HERALD_VAPID_SUBJECT: \(error)")
+            }
+        }
+        if let rate = environment["HERALD_PUSH_PER_SITE_PER_HOUR"], !rate.isEmpty {
+            guard let value = Int(rate), (1...1_000_000).contains(value) else {
+                throw ConfigurationError("HERALD_PUSH_PER_SITE_PER_HOUR must be a number from 1 to 1000000 (default 1000)")
+            }
+            config.pushChannel.perSitePerHour = value
         }
         if let rate = environment["HERALD_EMAIL_PER_SITE_PER_HOUR"], !rate.isEmpty {
             guard let value = Int(rate), (1...100_000).contains(value) else {

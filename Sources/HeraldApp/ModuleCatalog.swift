@@ -1,6 +1,7 @@
 import AnalyticsService
 import BillingService
 import Foundation
+import HeraldCore
 import HeraldEvents
 import HeraldHTTP
 import HeraldMail
@@ -59,9 +60,11 @@ enum ModuleCatalog {
             email.mail = env.mail
             email.from = env.config.mail.from
             email.publicBaseURL = env.config.effectivePublicURL
+            var push = env.config.pushChannel
+            push.outbound = OutboundGuard(allowed: env.config.integrationOptions.outboundAllow)
             return NotificationsService(
                 database: env.database, bus: env.bus, access: env.access, cipher: env.cipher, options: env.config.notificationOptions,
-                email: email, signals: env.signals, logger: env.logger
+                email: email, push: push, signals: env.signals, logger: env.logger
             )
         },
         ModuleEntry(AnalyticsService.self) { env in

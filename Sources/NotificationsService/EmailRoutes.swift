@@ -27,57 +27,12 @@ struct EmailRecipientBody: Encodable, Sendable {
     }
 }
 
-struct EmailSettingsBody: Encodable, Sendable {
-    var notificationId: UUID
-    var enabled: Bool
-    var subject: String
-    /// Whether this Herald has a mail transport and a sender address; without them email cannot be turned on.
-    var available: Bool
-    var updatedAt: Date?
-}
-
-struct EmailDeliveryBody: Encodable, Sendable {
-    var id: UUID
-    var notificationId: UUID
-    var activityId: UUID
-    var recipientId: UUID
-    var subject: String
-    var status: String
-    var attempts: Int
-    var nextAttemptAt: Date?
-    var lastError: String?
-    var providerMessageId: String?
-    var createdAt: Date
-    var sentAt: Date?
-
-    init(_ delivery: EmailDelivery) {
-        id = delivery.id
-        notificationId = delivery.notificationId
-        activityId = delivery.activityId
-        recipientId = delivery.recipientId
-        subject = delivery.subject
-        status = delivery.status
-        attempts = delivery.attempts
-        nextAttemptAt = delivery.nextAttemptAt
-        lastError = delivery.lastError
-        providerMessageId = delivery.providerMessageId
-        createdAt = delivery.createdAt
-        sentAt = delivery.sentAt
-    }
-}
-
 extension NotificationsService {
-    static let defaultEmailSubject = "New at {{siteName}}"
-    static let deliveryStatuses = ["pending", "sent", "failed", "skipped"]
-
     func addEmailRoutes(to router: some RouterMethods<HeraldRequestContext>) {
         let site = router.group("sites/:siteId")
         site.get("email/recipients", use: listEmailRecipients)
         site.post("email/recipients", use: addEmailRecipient)
         site.delete("email/recipients/:recipientId", use: removeEmailRecipient)
-        site.get("email/deliveries", use: listEmailDeliveries)
-        site.get("notifications/:notificationId/email", use: getEmailSettings)
-        site.put("notifications/:notificationId/email", use: putEmailSettings)
         router.get("email/unsubscribe/:token", use: unsubscribePage)
         router.post("email/unsubscribe/:token", use: unsubscribe)
         router.post("email/events/sendgrid", use: receiveSendGridEvents)
@@ -90,7 +45,7 @@ extension NotificationsService {
         let limit = try request.limit(default: 50, max: 200)
         let before = try Self.cursor(request)
         let records = try await database.transaction(grant.scope) {
-            try await emailStore.listRecipients(siteId: grant.siteId, before: before, limit: limit, in: $0)
+            try await emailRecipients.listRecipients(siteId: grant.siteId, before: before, limit: limit, in: $0)
         }
         let next = records.count == limit ? records.last.map { TimeCursor(date: $0.createdAt, id: $0.id).text } : nil
         return JSONResponse(Page(items: records.map(EmailRecipientBody.init), nextCursor: next))
@@ -105,7 +60,7 @@ extension NotificationsService {
         try reader.validator.check()
         let meta = RequestMeta(request: request, context: context)
         let (recipient, created) = try await database.transaction(grant.scope) { tx -> (EmailRecipient, Bool) in
-            if let existing = try await emailStore.findRecipient(email: email, siteId: grant.siteId, in: tx) {
+            if let existing = try await emailRecipients.findRecipient(email: email, siteId: grant.siteId, in: tx) {
                 guard existing.status == "subscribed" else {
                     throw HeraldError.conflict(
                         existing.status == "bounced"
@@ -116,7 +71,7 @@ extension NotificationsService {
                 }
                 return (existing, false)
             }
-            let count = try await emailStore.countSubscribed(siteId: grant.siteId, in: tx)
+            let count = try await emailRecipients.countSubscribed(siteId: grant.siteId, in: tx)
             guard count < self.email.maxRecipientsPerSite else {
                 throw HeraldError.conflict(
                     "The site has \(count) email recipients, the most it may have (\(self.email.maxRecipientsPerSite)); remove some first.",
@@ -124,11 +79,11 @@ extension NotificationsService {
                 )
             }
             let id = UUID.v7()
-            try await emailStore.insertRecipient(
+            try await emailRecipients.insertRecipient(
                 id: id, email: email, siteId: grant.siteId, organizationId: grant.organizationId, now: Date(), in: tx)
             try await AuditTrail.record("email_recipient.added", target: "email_recipient", id, by: grant, meta: meta, in: tx)
             return (
-                try await emailStore.findRecipient(id, in: tx)
+                try await emailRecipients.findRecipient(id, in: tx)
                     ?? EmailRecipient(
                         id: id, siteId: grant.siteId, email: email, status: "subscribed", createdAt: Date(), updatedAt: Date()), true
             )
@@ -141,100 +96,12 @@ extension NotificationsService {
         let id = try context.uuidParameter("recipientId", resource: "Email recipient")
         let meta = RequestMeta(request: request, context: context)
         let removed = try await database.transaction(grant.scope) { tx in
-            guard try await emailStore.deleteRecipient(id, siteId: grant.siteId, in: tx) else { return false }
+            guard try await emailRecipients.deleteRecipient(id, siteId: grant.siteId, in: tx) else { return false }
             try await AuditTrail.record("email_recipient.removed", target: "email_recipient", id, by: grant, meta: meta, in: tx)
             return true
         }
         guard removed else { throw HeraldError.notFound("Email recipient \(id.lowercased)") }
         return Response(status: .noContent)
-    }
-
-    // MARK: Settings and deliveries
-
-    @Sendable func getEmailSettings(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EmailSettingsBody> {
-        let grant = try await access.site(from: context, .contentRead)
-        let settings = try await database.transaction(grant.scope) { tx in
-            let notification = try await loadNotification(grant, context, in: tx)
-            return try await emailStore.settings(notificationId: notification.id, in: tx)
-                ?? EmailSettings(notificationId: notification.id, enabled: false, subject: Self.defaultEmailSubject)
-        }
-        return JSONResponse(body(settings))
-    }
-
-    /// Turns email on or off for a notification and sets the subject (a template with the message's placeholders).
-    @Sendable func putEmailSettings(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<EmailSettingsBody> {
-        let grant = try await access.site(from: context, .contentWrite)
-        var reader = try await BodyReader(request: request, context: context)
-        let enabled = reader.decode("enabled", as: Bool.self)
-        if reader.isMissing("enabled") { reader.validator.add("enabled", "is required: true or false") }
-        let subject = reader.validator.optionalText(reader.string("subject"), field: "subject", maxLength: 200)
-        if let subject { Self.checkTemplate(subject, field: "subject", into: &reader.validator) }
-        try reader.validator.check()
-        let meta = RequestMeta(request: request, context: context)
-        let settings = try await database.transaction(grant.scope) { tx in
-            let notification = try await loadNotification(grant, context, in: tx)
-            if enabled == true {
-                guard notification.type == .recentActivity else {
-                    throw HeraldError.validation(
-                        field: "enabled", "only recent_activity notifications go out by email (one email per new activity)")
-                }
-                guard email.isAvailable else {
-                    throw HeraldError.conflict(
-                        "This Herald has no mail transport or sender address: set HERALD_MAIL_URL and HERALD_MAIL_FROM, then turn email on.",
-                        slug: "email-unavailable"
-                    )
-                }
-            }
-            let current = try await emailStore.settings(notificationId: notification.id, in: tx)
-            let settings = EmailSettings(
-                notificationId: notification.id, enabled: enabled ?? false, subject: subject ?? current?.subject ?? Self.defaultEmailSubject,
-                updatedAt: Date()
-            )
-            try await emailStore.saveSettings(settings, siteId: grant.siteId, organizationId: grant.organizationId, now: Date(), in: tx)
-            try await AuditTrail.record(
-                "notification.email_changed", target: "notification", notification.id,
-                details: ["enabled": settings.enabled ? "true" : "false"], by: grant, meta: meta, in: tx
-            )
-            return settings
-        }
-        return JSONResponse(body(settings))
-    }
-
-    func body(_ settings: EmailSettings) -> EmailSettingsBody {
-        EmailSettingsBody(
-            notificationId: settings.notificationId, enabled: settings.enabled, subject: settings.subject, available: email.isAvailable,
-            updatedAt: settings.updatedAt
-        )
-    }
-
-    /// Every email of the site, newest first, with its attempts and outcome.
-    @Sendable func listEmailDeliveries(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<EmailDeliveryBody>> {
-        let grant = try await access.site(from: context, .contentRead)
-        let limit = try request.limit(default: 50, max: 200)
-        let before = try Self.cursor(request)
-        var notificationId: UUID?
-        if let text = request.uri.queryParameters.get("notificationId") {
-            guard let id = UUID(text: text.description) else { throw HeraldError.validation(field: "notificationId", "must be a notification id") }
-            notificationId = id
-        }
-        let status = request.uri.queryParameters.get("status").map { String($0) }
-        if let status, !Self.deliveryStatuses.contains(status) {
-            throw HeraldError.validation(field: "status", "must be one of: \(Self.deliveryStatuses.joined(separator: ", "))")
-        }
-        let records = try await database.transaction(grant.scope) {
-            try await emailStore.listDeliveries(
-                siteId: grant.siteId, notificationId: notificationId, status: status, before: before, limit: limit, in: $0)
-        }
-        let next = records.count == limit ? records.last.map { TimeCursor(date: $0.createdAt, id: $0.id).text } : nil
-        return JSONResponse(Page(items: records.map(EmailDeliveryBody.init), nextCursor: next))
-    }
-
-    static func cursor(_ request: Request) throws -> TimeCursor? {
-        guard let cursor = request.uri.queryParameters.get("cursor") else { return nil }
-        guard let parsed = TimeCursor(String(cursor)) else {
-            throw HeraldError.validation(field: "cursor", "must be the nextCursor of a previous page")
-        }
-        return parsed
     }
 
     // MARK: Unsubscribing (public: the link in every email)
@@ -243,7 +110,7 @@ extension NotificationsService {
     @Sendable func unsubscribePage(_ request: Request, context: HeraldRequestContext) async throws -> Response {
         let token = try unsubscribeToken(context)
         let status = try await database.transaction(.organization(token.organizationId)) {
-            try await emailStore.findRecipient(token.recipientId, in: $0)?.status
+            try await emailRecipients.findRecipient(token.recipientId, in: $0)?.status
         }
         guard let status else { throw Self.unknownLink }
         let escaped = (context.parameters.get("token") ?? "").htmlEscaped
@@ -260,10 +127,10 @@ extension NotificationsService {
     @Sendable func unsubscribe(_ request: Request, context: HeraldRequestContext) async throws -> Response {
         let token = try unsubscribeToken(context)
         let found = try await database.transaction(.organization(token.organizationId)) { tx -> Bool in
-            guard let recipient = try await emailStore.findRecipient(token.recipientId, in: tx) else { return false }
+            guard let recipient = try await emailRecipients.findRecipient(token.recipientId, in: tx) else { return false }
             // A bounced address stays bounced; anyone else who follows their link is unsubscribed, once.
             if recipient.status == "subscribed" {
-                _ = try await emailStore.setRecipientStatus(
+                _ = try await emailRecipients.setRecipientStatus(
                     recipient.id, status: "unsubscribed", reason: "the recipient followed the unsubscribe link", now: Date(), in: tx)
                 try await AuditTrail.record(
                     "email_recipient.unsubscribed", target: "email_recipient", recipient.id.lowercased, organizationId: token.organizationId,
@@ -315,10 +182,10 @@ extension NotificationsService {
             try await database.transaction(.organization(organizationId)) { tx in
                 for change in changes {
                     // Only a subscribed recipient changes: a later event never resubscribes or un-bounces anyone.
-                    guard let recipient = try await emailStore.findRecipient(change.recipientId, in: tx), recipient.status == "subscribed" else {
+                    guard let recipient = try await emailRecipients.findRecipient(change.recipientId, in: tx), recipient.status == "subscribed" else {
                         continue
                     }
-                    _ = try await emailStore.setRecipientStatus(recipient.id, status: change.status, reason: change.reason, now: Date(), in: tx)
+                    _ = try await emailRecipients.setRecipientStatus(recipient.id, status: change.status, reason: change.reason, now: Date(), in: tx)
                     try await AuditTrail.record(
                         "email_recipient.\(change.status)", target: "email_recipient", recipient.id.lowercased, organizationId: organizationId,
                         siteId: recipient.siteId, actorUserId: nil, details: ["source": "sendgrid"], meta: meta, in: tx

@@ -32,8 +32,11 @@ public struct NotificationsService: HeraldModule {
     let activities = ActivityStore()
     let cipher: FieldCipher
     let email: EmailChannelOptions
-    let emailStore: EmailChannelStore
-    let emailSender: EmailSender
+    let push: PushChannelOptions
+    let emailRecipients: EmailRecipientStore
+    let pushSubscriptions: PushSubscriptionStore
+    let emailSender: ChannelSender<EmailTransport>
+    let pushSender: ChannelSender<PushTransport>
 
     /// Operator settings for delivery.
     public struct Options: Sendable {
@@ -63,13 +66,21 @@ public struct NotificationsService: HeraldModule {
 
     public init(
         database: any Database, bus: any EventBus, access: AccessControl, cipher: FieldCipher, options: Options = Options(),
-        email: EmailChannelOptions = EmailChannelOptions(), signals: any ClusterSignals = LocalSignals(), logger: Logger
+        email: EmailChannelOptions = EmailChannelOptions(), push: PushChannelOptions = PushChannelOptions(),
+        signals: any ClusterSignals = LocalSignals(), logger: Logger
     ) {
         self.database = database
         self.cipher = cipher
         self.email = email
-        self.emailStore = EmailChannelStore(cipher: cipher)
-        self.emailSender = EmailSender(database: database, store: EmailChannelStore(cipher: cipher), options: email, cipher: cipher, logger: logger)
+        self.push = push
+        self.emailRecipients = EmailRecipientStore(cipher: cipher)
+        self.pushSubscriptions = PushSubscriptionStore(cipher: cipher)
+        self.emailSender = ChannelSender(
+            database: database, transport: EmailTransport(recipients: EmailRecipientStore(cipher: cipher), options: email, cipher: cipher),
+            maxAttempts: email.maxAttempts, logger: logger
+        )
+        self.pushSender = ChannelSender(
+            database: database, transport: PushTransport(subscriptions: PushSubscriptionStore(cipher: cipher), options: push), logger: logger)
         self.bus = bus
         self.access = access
         self.logger = logger
@@ -90,10 +101,7 @@ public struct NotificationsService: HeraldModule {
     public var consumers: [any EventConsumer] {
         [
             SiteDirectoryConsumer(feeds: feeds),
-            ActivityConsumer(
-                feeds: feeds, email: email.isAvailable ? EmailFanout(store: emailStore, options: email) : nil,
-                sender: email.isAvailable ? emailSender : nil
-            ),
+            ActivityConsumer(feeds: feeds, channels: channelFanout, senders: [emailSender.wake, pushSender.wake]),
             DeliveryHoldConsumer(feeds: feeds),
         ]
     }
@@ -105,7 +113,7 @@ public struct NotificationsService: HeraldModule {
     public var services: [any Service] {
         [
             LiveStreamService(stream: stream, pingInterval: options.pingInterval), PresencePruner(presence: presence, hasher: hasher),
-            FeedSignalListener(feeds: feeds), emailSender,
+            FeedSignalListener(feeds: feeds), emailSender, pushSender,
         ]
     }
 
@@ -113,6 +121,22 @@ public struct NotificationsService: HeraldModule {
         addManagementRoutes(to: router)
         addWidgetRoutes(to: router)
         addEmailRoutes(to: router)
+        addPushRoutes(to: router)
+        addChannelRoutes(to: router)
+    }
+
+    /// The channels a new activity fans out to: those this Herald can send on.
+    var channelFanout: ChannelFanout {
+        var channels: [ChannelFanout.Channel] = []
+        if email.isAvailable {
+            let recipients = emailRecipients
+            channels.append(.init(deliveries: .email) { siteId, tx in try await recipients.subscribedRecipientIds(siteId: siteId, in: tx) })
+        }
+        if push.isAvailable {
+            let subscriptions = pushSubscriptions
+            channels.append(.init(deliveries: .push) { siteId, tx in try await subscriptions.activeIds(siteId: siteId, in: tx) })
+        }
+        return ChannelFanout(channels: channels, freshness: email.freshness)
     }
 
     /// Runs `body` in a transaction, then wakes consumers and refreshes the site's feed.

@@ -18,12 +18,16 @@ enum NotificationsTables {
     static let deliveryHolds = Table("notifications", "delivery_holds")
     /// Email recipients who opted in to a site's notifications by email (address encrypted), and who left.
     static let emailRecipients = Table("notifications", "email_recipients")
-    /// Per notification: whether new activities it shows also go out by email, and the subject.
-    static let emailSettings = Table("notifications", "email_settings")
-    /// One email per activity, notification and recipient, with its attempts and outcome.
+    /// Browsers that subscribed to a site's web push notifications (endpoint and keys encrypted).
+    static let pushSubscriptions = Table("notifications", "push_subscriptions")
+    /// Per notification and channel (`email`, `push`): whether new activities it shows go out there, and the title.
+    static let channelSettings = Table("notifications", "channel_settings")
+    /// One email or push per activity, notification and recipient or subscription, with its attempts and outcome.
     static let emailDeliveries = Table("notifications", "email_deliveries")
-    /// Due email deliveries across tenants (identifiers and times only), claimed with a lease by the sender.
+    static let pushDeliveries = Table("notifications", "push_deliveries")
+    /// Due deliveries across tenants (identifiers and times only), claimed with a lease by each channel's sender.
     static let emailQueue = Table("notifications", "email_queue")
+    static let pushQueue = Table("notifications", "push_queue")
 
     /// What Billing meters as an organization's storage with Notifications: the activity history, which grows.
     static let footprint = StorageFootprint([

@@ -31,7 +31,7 @@ struct WidgetCORSMiddleware: RouterMiddleware {
         var response: Response
         if request.method == .options {
             response = Response(status: .noContent)
-            response.headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
+            response.headers[.accessControlAllowMethods] = "GET, POST, DELETE, OPTIONS"
             response.headers[.accessControlAllowHeaders] = "Content-Type"
             response.headers[.accessControlMaxAge] = "86400"
         } else {
@@ -166,7 +166,10 @@ extension NotificationsService {
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: asset.bytes))
         }
         let group = router.group("widget/v1").add(middleware: WidgetCORSMiddleware())
-        for path in [":publicKey/feed", ":publicKey/stream", ":publicKey/beacons", ":publicKey/presence", ":publicKey/context"] {
+        for path in [
+            ":publicKey/feed", ":publicKey/stream", ":publicKey/beacons", ":publicKey/presence", ":publicKey/context", ":publicKey/push",
+            ":publicKey/push-subscriptions",
+        ] {
             group.on(RouterPath(path), method: .options) { _, _ in Response(status: .noContent) }
         }
         group.get(":publicKey/feed", use: feed)
@@ -174,6 +177,7 @@ extension NotificationsService {
         group.post(":publicKey/beacons", use: recordBeacons)
         group.get(":publicKey/presence", use: presenceCount)
         group.get(":publicKey/context", use: visitorContext)
+        addPushWidgetRoutes(to: group)
     }
 
     /// `If-None-Match` against an ETag: a list, `*` and weak validators (`W/`) as RFC 9110 says.

@@ -27,12 +27,12 @@ struct EmailChannelTests {
     }
 
     @Test func retriesBackOffToTwoHours() {
-        #expect((1...7).map { EmailSender.backoff(attempt: $0) } == [30, 120, 480, 1920, 7200, 7200, 7200])
+        #expect((1...7).map { ChannelSender<EmailTransport>.backoff(attempt: $0) } == [30, 120, 480, 1920, 7200, 7200, 7200])
     }
 
     @Test func renderedMessagesBecomePlainText() {
         let runs: [RenderedText.Run] = [.text(" Sarah from Austin bought a kite "), .timeAgo(Date()), .text("\u{7}")]
-        #expect(EmailFanout.plainText(runs) == "Sarah from Austin bought a kite just now")
+        #expect(ChannelFanout.plainText(runs) == "Sarah from Austin bought a kite just now")
     }
 }
 

@@ -20,6 +20,9 @@ WORK=$(mktemp -d /tmp/herald-reports.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
 cleanup() {
+  local status=$?
+  # A failed run shows what Herald said before the files go.
+  if [ "$status" != 0 ]; then for log in "$WORK"/herald-*.log; do [ -f "$log" ] && { echo "--- $log" >&2; tail -40 "$log" >&2; }; done; fi
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "${PGDATA_DIR:-}" ]; then as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"

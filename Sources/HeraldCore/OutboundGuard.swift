@@ -1,5 +1,4 @@
 import Foundation
-import HeraldCore
 
 /// Refuses outbound requests to addresses inside the operator's network: loopback, private, link-local,
 /// carrier-grade NAT, multicast and cloud metadata ranges, unless `HERALD_OUTBOUND_ALLOW_CIDRS` allows them.

@@ -1,0 +1,150 @@
+import Crypto
+import Foundation
+import HeraldCore
+import HeraldHTTP
+import HeraldPush
+import HeraldSecurity
+import HeraldStorage
+import Hummingbird
+
+/// `GET /widget/v1/{publicKey}/push`: whether the widget should offer push, and the key to subscribe with.
+struct PushInfoBody: Encodable, Sendable {
+    /// This Herald can send web push.
+    var available: Bool
+    /// A published notification of the site sends its new activities by push: the widget may offer opt-in.
+    var enabled: Bool
+    /// The VAPID public key (`applicationServerKey`), base64url.
+    var publicKey: String?
+}
+
+struct PushSubscriptionCounts: Encodable, Sendable {
+    var active: Int
+    var gone: Int
+}
+
+extension NotificationsService {
+    func addPushWidgetRoutes(to group: RouterGroup<HeraldRequestContext>) {
+        group.get(":publicKey/push", use: pushInfo)
+        group.post(":publicKey/push-subscriptions", use: subscribePush)
+        group.delete(":publicKey/push-subscriptions", use: unsubscribePush)
+    }
+
+    func addPushRoutes(to router: some RouterMethods<HeraldRequestContext>) {
+        router.get("widget/v1/push-worker.js") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/javascript; charset=utf-8", .cacheControl: "public, max-age=3600"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: Self.pushWorker))
+            )
+        }
+        router.group("sites/:siteId").get("push/subscriptions", use: pushSubscriptionCounts)
+    }
+
+    @Sendable func pushInfo(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let site = try await route(context)
+        let enabled = try await database.transaction(.organization(site.organizationId)) { tx in
+            guard push.isAvailable else { return false }
+            let on = Set(try await ChannelDeliveryStore.push.enabledSettings(siteId: site.siteId, in: tx).map(\.notificationId))
+            return try await notifications.published(siteId: site.siteId, in: tx).contains { on.contains($0.id) }
+        }
+        return try JSONResponse(
+            PushInfoBody(available: push.isAvailable, enabled: enabled, publicKey: push.vapid?.publicKey),
+            headers: [.cacheControl: "public, max-age=60"]
+        ).response(from: request, context: context)
+    }
+
+    /// Stores a browser's `PushSubscription.toJSON()`; the same endpoint again renews it.
+    @Sendable func subscribePush(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let site = try await route(context)
+        guard push.isAvailable else {
+            throw HeraldError.conflict("Web push is not set up on this Herald (HERALD_VAPID_PRIVATE_KEY).", slug: "push-unavailable")
+        }
+        var reader = try await BodyReader(request: request, context: context)
+        let subscription = Self.subscription(&reader)
+        try reader.validator.check()
+        guard let subscription else { throw HeraldError.validation(field: "endpoint", "is required") }
+        do {
+            _ = try await push.outbound.check(subscription.endpoint.absoluteString)
+        } catch {
+            throw HeraldError.validation(field: "endpoint", "\(error)")
+        }
+        try await database.transaction(.organization(site.organizationId)) { tx in
+            let active = try await pushSubscriptions.counts(siteId: site.siteId, in: tx)["active"] ?? 0
+            guard active < push.maxSubscriptionsPerSite else {
+                throw HeraldError.conflict(
+                    "This site has \(active) push subscriptions, the most it may have.", slug: "too-many-subscriptions")
+            }
+            _ = try await pushSubscriptions.upsert(subscription, siteId: site.siteId, organizationId: site.organizationId, now: Date(), in: tx)
+        }
+        return Response(
+            status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"subscribed":true}"#))
+        )
+    }
+
+    /// The visitor turned push off (or the browser dropped the subscription): nothing more is sent to it.
+    @Sendable func unsubscribePush(_ request: Request, context: HeraldRequestContext) async throws -> Response {
+        let site = try await route(context)
+        var reader = try await BodyReader(request: request, context: context)
+        let endpoint = reader.string("endpoint")
+        if endpoint == nil { reader.validator.add("endpoint", "is required: the subscription's endpoint") }
+        if let endpoint, endpoint.unicodeScalars.count > 2000 { reader.validator.add("endpoint", "must be at most 2000 characters") }
+        try reader.validator.check()
+        try await database.transaction(.organization(site.organizationId)) { tx in
+            _ = try await pushSubscriptions.end(
+                endpoint: endpoint ?? "", siteId: site.siteId, reason: "the visitor unsubscribed", now: Date(), in: tx)
+        }
+        return Response(status: .noContent)
+    }
+
+    @Sendable func pushSubscriptionCounts(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<PushSubscriptionCounts> {
+        let grant = try await access.site(from: context, .contentRead)
+        let counts = try await database.transaction(grant.scope) { try await pushSubscriptions.counts(siteId: grant.siteId, in: $0) }
+        return JSONResponse(PushSubscriptionCounts(active: counts["active"] ?? 0, gone: counts["gone"] ?? 0))
+    }
+
+    /// `{"endpoint": "https://…", "keys": {"p256dh": "…", "auth": "…"}}` as browsers give it, checked.
+    static func subscription(_ reader: inout BodyReader) -> WebPushSubscription? {
+        let endpointText = reader.string("endpoint")
+        var endpoint: URL?
+        if let endpointText {
+            if endpointText.unicodeScalars.count <= 2000, let url = URL(string: endpointText),
+                ["https", "http"].contains(url.scheme?.lowercased() ?? ""),
+                url.host?.isEmpty == false
+            {
+                endpoint = url
+            } else {
+                reader.validator.add("endpoint", "must be the push service's URL (https, at most 2000 characters)")
+            }
+        } else {
+            reader.validator.add("endpoint", "is required")
+        }
+        let keys = reader.decode("keys", as: [String: String].self)
+        if reader.isMissing("keys") { reader.validator.add("keys", "is required: {\"p256dh\": …, \"auth\": …}") }
+        let p256dh = keys?["p256dh"].flatMap(Base64URL.decode)
+        if keys != nil, p256dh.flatMap({ try? P256.KeyAgreement.PublicKey(x963Representation: $0) }) == nil {
+            reader.validator.add("keys.p256dh", "must be the browser's P-256 public key (65 bytes, base64url)")
+        }
+        let auth = keys?["auth"].flatMap(Base64URL.decode)
+        if keys != nil, auth?.count != 16 { reader.validator.add("keys.auth", "must be the browser's 16-byte auth secret (base64url)") }
+        guard let endpoint, let p256dh, let auth, auth.count == 16 else { return nil }
+        return WebPushSubscription(endpoint: endpoint, p256dh: p256dh, auth: auth)
+    }
+
+    /// The service worker a site serves from its own origin with one line,
+    /// `importScripts("https://<herald>/widget/v1/push-worker.js")`: it shows each push and opens its link on click.
+    static let pushWorker = """
+        self.addEventListener("push", function (event) {
+          var data = {};
+          try { data = event.data ? event.data.json() : {}; } catch (e) { data = { body: event.data && event.data.text() }; }
+          event.waitUntil(self.registration.showNotification(data.title || "", {
+            body: data.body || "", tag: data.tag, data: { url: data.url || "/" }
+          }));
+        });
+        self.addEventListener("notificationclick", function (event) {
+          event.notification.close();
+          var url = (event.notification.data && event.notification.data.url) || "/";
+          event.waitUntil(self.clients.openWindow(url));
+        });
+
+        """
+}
