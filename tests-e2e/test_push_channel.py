@@ -209,6 +209,12 @@ def test_subscriptions_are_checked_and_settings_private():
             r = requests.post(widget + "/push-subscriptions", json=body)
             assert r.status_code == 422 and field in {e["field"] for e in r.json()["errors"]}, (body, r.text)
         assert requests.post(server.url("/widget/v1/no-such-key/push-subscriptions"), json=good).status_code == 404
+        # One address may subscribe a few browsers a minute, not fill the site's subscriptions.
+        statuses = [requests.post(widget + "/push-subscriptions", json=Browser(f"https://push.example.net/s/{i}").subscription()).status_code
+                    for i in range(12)]
+        assert 429 in statuses, statuses
+        limited = requests.post(widget + "/push-subscriptions", json=good)
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "60"
         assert requests.delete(widget + "/push-subscriptions", json={}).status_code == 422
         counter = requests.post(server.url(f"/sites/{w['site']['id']}/notifications"), headers=w["h"],
                                 json={"name": "Count", "type": "counter"}).json()

@@ -62,6 +62,7 @@ enum ModuleCatalog {
             email.publicBaseURL = env.config.effectivePublicURL
             var push = env.config.pushChannel
             push.outbound = OutboundGuard(allowed: env.config.integrationOptions.outboundAllow)
+            push.limiter = env.rateLimiter
             return NotificationsService(
                 database: env.database, bus: env.bus, access: env.access, cipher: env.cipher, options: env.config.notificationOptions,
                 email: email, push: push, signals: env.signals, logger: env.logger

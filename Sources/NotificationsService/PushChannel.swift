@@ -18,6 +18,11 @@ public struct PushChannelOptions: Sendable {
     public var ttl = 3600
     /// Push endpoints must resolve to public addresses, like outbound webhooks (`HERALD_OUTBOUND_ALLOW_CIDRS`).
     public var outbound = OutboundGuard()
+    /// Subscriptions the widget API accepts per minute from one address, and per site: a hostile page cannot fill a
+    /// site's subscriptions. Shared across instances when the limiter is Redis's.
+    public var subscriptionsPerMinutePerAddress = 10
+    public var subscriptionsPerMinutePerSite = 600
+    public var limiter: any RateLimiter = InMemoryRateLimiter()
     public var http: HTTPClient = .shared
 
     public init() {}

@@ -59,6 +59,7 @@ extension NotificationsService {
         guard push.isAvailable else {
             throw HeraldError.conflict("Web push is not set up on this Herald (HERALD_VAPID_PRIVATE_KEY).", slug: "push-unavailable")
         }
+        try await throttleSubscriptions(site: site, request: request, context: context)
         var reader = try await BodyReader(request: request, context: context)
         let subscription = Self.subscription(&reader)
         try reader.validator.check()
@@ -79,6 +80,17 @@ extension NotificationsService {
         return Response(
             status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"subscribed":true}"#))
         )
+    }
+
+    func throttleSubscriptions(site: SiteRoute, request: Request, context: HeraldRequestContext) async throws {
+        let now = Date()
+        let address = RequestMeta(request: request, context: context).ip
+        let fromAddress = await push.limiter.hit("push-subscribe:\(address)", window: .seconds(60), now: now)
+        let forSite = await push.limiter.hit("push-subscribe-site:\(site.siteId.lowercased)", window: .seconds(60), now: now)
+        if fromAddress > push.subscriptionsPerMinutePerAddress || forSite > push.subscriptionsPerMinutePerSite {
+            throw HeraldError.tooManyRequests(
+                retryAfter: 60, detail: "Too many push subscriptions from this address or for this site in the last minute; try again later.")
+        }
     }
 
     /// The visitor turned push off (or the browser dropped the subscription): nothing more is sent to it.
