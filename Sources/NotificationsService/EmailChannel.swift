@@ -1,13 +1,8 @@
 import Foundation
-import HeraldContracts
 import HeraldCore
-import HeraldEvents
 import HeraldMail
 import HeraldSecurity
 import HeraldStorage
-import Logging
-import Metrics
-import ServiceLifecycle
 
 /// The email channel's settings (docs/CHANNELS.md).
 public struct EmailChannelOptions: Sendable {
