@@ -6,11 +6,7 @@ extension HeraldConfiguration {
     /// Reads the HERALD_ANALYTICS_* settings into `analyticsOptions`.
     static func readAnalytics(_ environment: [String: String], into options: inout AnalyticsService.Options) throws {
         func number(_ name: String, _ range: ClosedRange<Int>, _ meaning: String, default value: Int) throws -> Int {
-            guard let text = environment[name], !text.isEmpty else { return value }
-            guard let number = Int(text), range.contains(number) else {
-                throw ConfigurationError("\(name) must be \(meaning) from \(range.lowerBound) to \(range.upperBound) (default \(value))")
-            }
-            return number
+            try HeraldConfiguration.number(environment, name, range, meaning, default: value)
         }
         options.queriesPerMinute = try number(
             "HERALD_ANALYTICS_QUERIES_PER_MINUTE", 1...1000, "a number of reports per site and minute (counted per instance)",

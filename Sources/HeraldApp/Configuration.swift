@@ -3,7 +3,6 @@ import BillingService
 import Foundation
 import HeraldCore
 import HeraldMail
-import HeraldPush
 import HeraldRedis
 import HeraldStorage
 import IntegrationsService
@@ -148,33 +147,7 @@ public struct HeraldConfiguration: Sendable {
             }
             config.notificationOptions.feedRefreshSeconds = value
         }
-        if let key = environment["HERALD_SENDGRID_EVENT_KEY"], !key.isEmpty {
-            do {
-                config.emailChannel.sendGridEvents = try SendGridEventWebhook(verificationKey: key)
-            } catch {
-                throw ConfigurationError("HERALD_SENDGRID_EVENT_KEY: \(error)")
-            }
-        }
-        if let key = environment["HERALD_VAPID_PRIVATE_KEY"], !key.isEmpty {
-            let subject = environment["HERALD_VAPID_SUBJECT"] ?? ""
-            do {
-                config.pushChannel.vapid = try VAPIDKey(privateKey: key, subject: subject)
-            } catch {
-                throw ConfigurationError("HERALD_VAPID_PRIVATE_KEY / HERALD_VAPID_SUBJECT: \(error)")
-            }
-        }
-        if let rate = environment["HERALD_PUSH_PER_SITE_PER_HOUR"], !rate.isEmpty {
-            guard let value = Int(rate), (1...1_000_000).contains(value) else {
-                throw ConfigurationError("HERALD_PUSH_PER_SITE_PER_HOUR must be a number from 1 to 1000000 (default 1000)")
-            }
-            config.pushChannel.perSitePerHour = value
-        }
-        if let rate = environment["HERALD_EMAIL_PER_SITE_PER_HOUR"], !rate.isEmpty {
-            guard let value = Int(rate), (1...100_000).contains(value) else {
-                throw ConfigurationError("HERALD_EMAIL_PER_SITE_PER_HOUR must be a number from 1 to 100000 (default 100)")
-            }
-            config.emailChannel.perSitePerHour = value
-        }
+        try readChannels(environment, into: &config)
         if let rate = environment["HERALD_ACTIVITIES_PER_MINUTE"], !rate.isEmpty {
             guard let value = Int(rate), (1...100_000).contains(value) else {
                 throw ConfigurationError("HERALD_ACTIVITIES_PER_MINUTE must be a number from 1 to 100000 (default 300)")
@@ -261,6 +234,17 @@ public struct HeraldConfiguration: Sendable {
 
     /// A shared secret from the environment (a bearer token operators generate): nil when unset, an error naming the
     /// variable when shorter than `minimum` or not printable ASCII without spaces.
+    /// An integer setting within `range`, or `value` when unset; anything else names the setting and its range.
+    static func number(
+        _ environment: [String: String], _ name: String, _ range: ClosedRange<Int>, _ meaning: String = "a number", default value: Int
+    ) throws -> Int {
+        guard let text = environment[name], !text.isEmpty else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw ConfigurationError("\(name) must be \(meaning) from \(range.lowerBound) to \(range.upperBound) (default \(value))")
+        }
+        return number
+    }
+
     static func secret(_ environment: [String: String], _ name: String, minimum: Int) throws -> String? {
         guard let token = environment[name], !token.isEmpty else { return nil }
         guard token.count >= minimum, token.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {

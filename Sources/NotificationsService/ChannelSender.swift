@@ -174,20 +174,21 @@ struct ChannelFanout: Sendable {
 
     let channels: [Channel]
     /// Only activities this recent go out (an import of last year's orders reaches no one).
-    let freshness: TimeInterval
+    static let freshness: TimeInterval = 3600
     let notifications = NotificationStore()
     let sites = SiteStore()
     let holds = DeliveryHoldStore()
 
     /// The number of deliveries queued.
     func fanOut(_ activity: ActivityCaptured, organizationId: UUID, now: Date, in tx: any SQLExecutor) async throws -> Int {
-        guard !channels.isEmpty, activity.occurredAt >= now.addingTimeInterval(-freshness) else { return 0 }
-        var enabled: [(Channel, [UUID: String])] = []
+        guard !channels.isEmpty, activity.occurredAt >= now.addingTimeInterval(-Self.freshness) else { return 0 }
+        var enabled: [(channel: Channel, titles: [UUID: String], targets: [UUID])] = []
         for channel in channels {
             let settings = try await channel.deliveries.enabledSettings(siteId: activity.siteId, in: tx)
-            if !settings.isEmpty {
-                enabled.append((channel, Dictionary(settings.map { ($0.notificationId, $0.title) }, uniquingKeysWith: { first, _ in first })))
-            }
+            guard !settings.isEmpty else { continue }
+            let targets = try await channel.targets(activity.siteId, tx)
+            guard !targets.isEmpty else { continue }
+            enabled.append((channel, Dictionary(settings.map { ($0.notificationId, $0.title) }, uniquingKeysWith: { first, _ in first }), targets))
         }
         guard !enabled.isEmpty else { return 0 }
         // Billing paused the organization's popups: the other channels pause with them.
@@ -205,11 +206,11 @@ struct ChannelFanout: Sendable {
             guard content.activityTypes?.contains(activity.type) ?? true else { continue }
             let templates = try await FeedBuilder().resolveTemplates(notification, in: tx)
             let body = Self.plainText(templates.main.render(values).runs)
-            for (channel, titles) in enabled {
+            for (channel, titles, targets) in enabled {
                 guard let source = titles[notification.id] else { continue }
                 let title = String(Self.plainText(((try? MessageTemplate(source)) ?? templates.main).render(values).runs).prefix(300))
                 guard !body.isEmpty, !title.isEmpty else { continue }
-                for targetId in try await channel.targets(activity.siteId, tx) {
+                for targetId in targets {
                     let delivery = ChannelDelivery(
                         id: UUID.v7(), siteId: activity.siteId, notificationId: notification.id, activityId: activity.activityId,
                         targetId: targetId, title: title, body: body, url: activity.productUrl.flatMap(WebURL.validated), status: "pending",

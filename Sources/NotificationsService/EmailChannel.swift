@@ -13,12 +13,8 @@ public struct EmailChannelOptions: Sendable {
     public var publicBaseURL = "http://localhost:8080"
     /// Emails a site may send per rolling hour; more wait for the window (`HERALD_EMAIL_PER_SITE_PER_HOUR`).
     public var perSitePerHour = 100
-    /// Sends tried before a delivery fails for good.
-    public var maxAttempts = 6
     /// Subscribed recipients a site may have.
     public var maxRecipientsPerSite = 10_000
-    /// Only activities this recent go out by email (an import of last year's orders mails no one).
-    public var freshness: TimeInterval = 3600
     /// SendGrid's signed Event Webhook (`HERALD_SENDGRID_EVENT_KEY`): its bounces, drops, spam reports and
     /// unsubscribes reach the recipients at `POST /email/events/sendgrid`.
     public var sendGridEvents: SendGridEventWebhook?

@@ -79,14 +79,11 @@ extension NotificationsService {
                 )
             }
             let id = UUID.v7()
+            let now = Date()
             try await emailRecipients.insertRecipient(
-                id: id, email: email, siteId: grant.siteId, organizationId: grant.organizationId, now: Date(), in: tx)
+                id: id, email: email, siteId: grant.siteId, organizationId: grant.organizationId, now: now, in: tx)
             try await AuditTrail.record("email_recipient.added", target: "email_recipient", id, by: grant, meta: meta, in: tx)
-            return (
-                try await emailRecipients.findRecipient(id, in: tx)
-                    ?? EmailRecipient(
-                        id: id, siteId: grant.siteId, email: email, status: "subscribed", createdAt: Date(), updatedAt: Date()), true
-            )
+            return (EmailRecipient(id: id, siteId: grant.siteId, email: email, status: "subscribed", createdAt: now, updatedAt: now), true)
         }
         return try JSONResponse(EmailRecipientBody(recipient), status: created ? .created : .ok).response(from: request, context: context)
     }

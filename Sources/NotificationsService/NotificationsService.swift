@@ -77,7 +77,7 @@ public struct NotificationsService: HeraldModule {
         self.pushSubscriptions = PushSubscriptionStore(cipher: cipher)
         self.emailSender = ChannelSender(
             database: database, transport: EmailTransport(recipients: EmailRecipientStore(cipher: cipher), options: email, cipher: cipher),
-            maxAttempts: email.maxAttempts, logger: logger
+            logger: logger
         )
         self.pushSender = ChannelSender(
             database: database, transport: PushTransport(subscriptions: PushSubscriptionStore(cipher: cipher), options: push), logger: logger)
@@ -136,7 +136,7 @@ public struct NotificationsService: HeraldModule {
             let subscriptions = pushSubscriptions
             channels.append(.init(deliveries: .push) { siteId, tx in try await subscriptions.activeIds(siteId: siteId, in: tx) })
         }
-        return ChannelFanout(channels: channels, freshness: email.freshness)
+        return ChannelFanout(channels: channels)
     }
 
     /// Runs `body` in a transaction, then wakes consumers and refreshes the site's feed.
