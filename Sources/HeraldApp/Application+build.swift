@@ -14,6 +14,7 @@ import HeraldTelemetry
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import IntegrationsService
 import Logging
 import NIOCore
 import NIOFoundationCompat
@@ -127,7 +128,9 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
         directory = UsersDirectoryClient(client: ServiceClient(service: "users", baseURL: usersURL, token: token, http: http, logger: logger))
         logger.info("access checks: the Users service", metadata: ["url": "\(usersURL)"])
     } else {
-        directory = UsersService.directory(database: database, policy: config.sessionPolicy)
+        directory = UsersService.directory(
+            database: database, policy: config.sessionPolicy, cipher: FieldCipher(keyRing: keyRing),
+            outbound: OutboundGuard(allowed: config.integrationOptions.outboundAllow))
     }
     // One mail transport for every service that sends mail (scheduled reports, usage alerts).
     let mail: any MailTransport

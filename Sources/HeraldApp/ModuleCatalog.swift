@@ -52,7 +52,8 @@ enum ModuleCatalog {
                 database: env.database, bus: env.bus, tokens: env.tokens,
                 passwords: PasswordHasher(cost: env.config.bcryptCost, threadPool: HeraldRuntime.passwordThreadPool),
                 cipher: env.cipher, policy: env.config.sessionPolicy, rateLimiter: env.rateLimiter,
-                publicBaseURL: env.config.effectivePublicURL, internalToken: env.config.links.internalToken, logger: env.logger
+                publicBaseURL: env.config.effectivePublicURL, internalToken: env.config.links.internalToken,
+                outbound: OutboundGuard(allowed: env.config.integrationOptions.outboundAllow), logger: env.logger
             )
         },
         ModuleEntry(NotificationsService.self) { env in

@@ -21,6 +21,27 @@ public protocol AccessDirectory: Sendable {
     func site(_ siteId: UUID) async throws -> SiteRef?
     func site(forSecretKey key: String) async throws -> SiteRef?
     func isSessionActive(_ sessionId: UUID, userId: UUID) async throws -> Bool
+    /// The session behind a token an organization's own identity provider issued (a Clerk-style session token),
+    /// when an organization accepts that provider's tokens on the API; nil when none does. Throws 401 when one does
+    /// and the token fails its checks.
+    func externalSession(token: String) async throws -> ExternalSession?
+}
+
+extension AccessDirectory {
+    public func externalSession(token: String) async throws -> ExternalSession? { nil }
+}
+
+/// A Herald session standing for an identity provider's session, limited to the organization that trusts it.
+public struct ExternalSession: Sendable, Equatable {
+    public var userId: UUID
+    public var sessionId: UUID
+    public var organizationId: UUID
+
+    public init(userId: UUID, sessionId: UUID, organizationId: UUID) {
+        self.userId = userId
+        self.sessionId = sessionId
+        self.organizationId = organizationId
+    }
 }
 
 /// Who may act on an organization, as decided by ``AccessControl``.
@@ -84,6 +105,9 @@ public struct AccessControl: Sendable {
         -> OrganizationAccess
     {
         let (userId, _) = try context.requireUser()
+        if let limited = context.sessionOrganization, limited != organizationId {
+            throw HeraldError.notFound("Organization \(organizationId.lowercased)")
+        }
         guard let role = try await directory.role(of: userId, in: organizationId) else {
             throw HeraldError.notFound("Organization \(organizationId.lowercased)")
         }
@@ -106,6 +130,7 @@ public struct AccessControl: Sendable {
             return SiteAccess(site: SiteRef(siteId: siteId, organizationId: organizationId), userId: nil, role: nil)
         case .user(let userId, _):
             guard let site = try await directory.site(siteId),
+                context.sessionOrganization.map({ $0 == site.organizationId }) ?? true,
                 let role = try await directory.role(of: userId, in: site.organizationId)
             else {
                 throw HeraldError.notFound("Site \(siteId.lowercased)")

@@ -245,7 +245,7 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         }
         var context = context
         do {
-            context.principal = try await authenticate(header)
+            (context.principal, context.sessionOrganization) = try await authenticate(header)
             if case .user(let userId, _) = context.principal { context.logger[metadataKey: "user_id"] = .string(userId.lowercased) }
         } catch let error as HeraldError {
             // Refused credentials matter only to routes that need a caller: a client with an expired token can
@@ -255,7 +255,8 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    func authenticate(_ header: String) async throws -> Principal {
+    /// The caller, and the organization its session is limited to, if any.
+    func authenticate(_ header: String) async throws -> (Principal, UUID?) {
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw HeraldError.unauthorized("Use 'Authorization: Bearer <token>'.")
@@ -265,17 +266,21 @@ public struct AuthenticationMiddleware: RouterMiddleware {
             guard let site = try await directory.site(forSecretKey: credential) else {
                 throw HeraldError.unauthorized("The secret key is not valid. Keys are shown once; rotate the site's keys to get a new one.")
             }
-            return .siteKey(siteId: site.siteId, organizationId: site.organizationId)
+            return (.siteKey(siteId: site.siteId, organizationId: site.organizationId), nil)
         }
         let claims: AccessTokenClaims
         do {
             claims = try await tokens.verify(credential)
         } catch let error as AccessTokenError {
+            // Not one of Herald's keys or algorithms: perhaps a session token of an organization's own provider.
+            if error == .unknownKey || error.isForeignAlgorithm, let external = try await directory.externalSession(token: credential) {
+                return (.user(userId: external.userId, sessionId: external.sessionId), external.organizationId)
+            }
             throw HeraldError.unauthorized("The access token was refused: \(error). Sign in again or refresh the token.")
         }
         guard try await directory.isSessionActive(claims.sessionId, userId: claims.userId) else {
             throw HeraldError.unauthorized("The session has ended. Sign in again.")
         }
-        return .user(userId: claims.userId, sessionId: claims.sessionId)
+        return (.user(userId: claims.userId, sessionId: claims.sessionId), claims.organizationId)
     }
 }

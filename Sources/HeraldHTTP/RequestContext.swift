@@ -29,6 +29,9 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
     /// Set when a trusted proxy named the client; otherwise the socket peer is formatted only when asked for.
     private var resolvedClientIP: String?
     public var principal: Principal?
+    /// The only organization the caller's session may act in: set for sessions opened through an organization's
+    /// single sign-on (and its provider's session tokens), whose provider vouches for the user there alone.
+    public var sessionOrganization: UUID?
     /// Why the presented credentials were refused. Public routes ignore it; routes that need a caller throw it.
     public var authenticationFailure: HeraldError?
     /// Set by ``HTTPMetricsMiddleware`` when metrics are on: what the request's labels are.
@@ -61,6 +64,18 @@ public struct HeraldRequestContext: RequestContext, RemoteAddressRequestContext 
             )
         }
         return (userId, sessionId)
+    }
+
+    /// The signed-in user, refusing sessions limited to one organization: for what reaches beyond it (creating an
+    /// organization, joining another one).
+    public func requireUnlimitedUser() throws -> (userId: UUID, sessionId: UUID) {
+        let user = try requireUser()
+        if sessionOrganization != nil {
+            throw HeraldError.forbidden(
+                "This session was opened through an organization's single sign-on and acts only in that organization. "
+                    + "Sign in with your Herald password to do this.")
+        }
+        return user
     }
 
     /// A path parameter that must be a UUID; anything else names a resource that cannot exist, so 404.

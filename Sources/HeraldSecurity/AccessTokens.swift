@@ -9,6 +9,8 @@ public struct AccessTokenClaims: Sendable, Equatable {
     public var sessionId: UUID
     public var issuedAt: Date
     public var expiresAt: Date
+    /// The only organization the token may act in (sessions opened through an organization's single sign-on).
+    public var organizationId: UUID? = nil
 }
 
 /// Issues and verifies Herald's access tokens: EdDSA (Ed25519) JWTs with a `kid`, 15 minutes by default.
@@ -64,6 +66,8 @@ public final class AccessTokenService: Sendable {
         var nbf: NotBeforeClaim
         var exp: ExpirationClaim
         var jti: IDClaim
+        /// The organization a single sign-on session is limited to; absent for password sessions.
+        var org: String?
 
         /// Claims are checked by ``AccessTokenService/verify(_:now:)`` with Herald's issuer, audience and clock.
         func verify(using algorithm: some JWTAlgorithm) async throws {}
@@ -76,7 +80,8 @@ public final class AccessTokenService: Sendable {
     }
 
     /// Signs a new access token for a session.
-    public func issue(userId: UUID, sessionId: UUID, now: Date = Date()) async throws -> (token: String, expiresIn: Int) {
+    public func issue(userId: UUID, sessionId: UUID, organizationId: UUID? = nil, now: Date = Date()) async throws -> (token: String, expiresIn: Int)
+    {
         let payload = Payload(
             iss: IssuerClaim(value: issuer),
             aud: AudienceClaim(value: [audience]),
@@ -85,7 +90,8 @@ public final class AccessTokenService: Sendable {
             iat: IssuedAtClaim(value: now),
             nbf: NotBeforeClaim(value: now),
             exp: ExpirationClaim(value: now.addingTimeInterval(lifetime)),
-            jti: IDClaim(value: UUID().lowercased)
+            jti: IDClaim(value: UUID().lowercased),
+            org: organizationId?.lowercased
         )
         let token = try await keys.sign(payload, kid: JWKIdentifier(string: signingKid))
         return (token, Int(lifetime))
@@ -115,11 +121,23 @@ public final class AccessTokenService: Sendable {
         guard let userId = UUID(text: payload.sub.value), let sessionId = UUID(text: payload.sid) else {
             throw AccessTokenError.malformed
         }
-        return AccessTokenClaims(userId: userId, sessionId: sessionId, issuedAt: payload.iat.value, expiresAt: payload.exp.value)
+        var organizationId: UUID?
+        if let org = payload.org {
+            guard let id = UUID(text: org) else { throw AccessTokenError.malformed }
+            organizationId = id
+        }
+        return AccessTokenClaims(
+            userId: userId, sessionId: sessionId, issuedAt: payload.iat.value, expiresAt: payload.exp.value, organizationId: organizationId)
     }
 }
 
 public enum AccessTokenError: Error, Equatable, CustomStringConvertible {
+    /// Whether the token names an algorithm Herald never signs with (another issuer's token, or a forgery).
+    public var isForeignAlgorithm: Bool {
+        if case .algorithmNotAllowed = self { return true }
+        return false
+    }
+
     case malformed
     case algorithmNotAllowed(String)
     case unknownKey

@@ -158,7 +158,8 @@ extension UsersService {
                 "This refresh token was already used, so its session has been ended to protect the account. Sign in again."
             )
         case .rotated(let session, let refreshToken):
-            let (accessToken, expiresIn) = try await tokens.issue(userId: session.userId, sessionId: session.id, now: now)
+            let (accessToken, expiresIn) = try await tokens.issue(
+                userId: session.userId, sessionId: session.id, organizationId: session.organizationId, now: now)
             return JSONResponse(
                 TokensBody(accessToken: accessToken, refreshToken: refreshToken, expiresIn: expiresIn, user: nil),
                 headers: tokenHeaders

@@ -9,7 +9,7 @@ import Hummingbird
 /// Routed always, as the OpenAPI document lists it; without HERALD_INTERNAL_TOKEN it answers 404.
 extension UsersService {
     func addInternalRoutes(to router: some RouterMethods<HeraldRequestContext>) {
-        let directory = UsersDirectory(database: database, sessions: sessions)
+        let directory = UsersDirectory(database: database, sessions: sessions, externalTokens: nil)
         let internalRoutes = router.group("internal/v1")
         internalRoutes.get("organizations/:orgId/members/:userId/role") { request, context -> JSONResponse<DirectoryContract.RoleBody> in
             try requireInternalCaller(request)

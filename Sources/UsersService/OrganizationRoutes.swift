@@ -51,11 +51,12 @@ extension UsersService {
     @Sendable func listOrganizations(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<Page<OrganizationBody>> {
         let (userId, _) = try context.requireUser()
         let list = try await database.transaction(.user(userId)) { try await organizations.list(forUser: userId, in: $0) }
-        return JSONResponse(Page(items: list.map { OrganizationBody($0.0, role: $0.1) }))
+        let visible = list.filter { entry in context.sessionOrganization.map { entry.0.id == $0 } ?? true }
+        return JSONResponse(Page(items: visible.map { OrganizationBody($0.0, role: $0.1) }))
     }
 
     @Sendable func createOrganization(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<OrganizationBody> {
-        let (userId, _) = try context.requireUser()
+        let (userId, _) = try context.requireUnlimitedUser()
         let body = try await BodyReader(request: request, context: context).decode(as: OrganizationRequest.self)
         var validator = Validator()
         let name = validator.requireText(body.name, field: "name", maxLength: 100)
@@ -285,7 +286,7 @@ extension UsersService {
 
     /// Accepts an invitation as the signed-in user, whose email must be the one invited.
     @Sendable func acceptInvitation(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<AcceptedInvitationBody> {
-        let (userId, _) = try context.requireUser()
+        let (userId, _) = try context.requireUnlimitedUser()
         let body = try await BodyReader(request: request, context: context).decode(as: AcceptInvitationRequest.self)
         var validator = Validator()
         let token = validator.requireText(body.token, field: "token", maxLength: 200)

@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldEvents
 import HeraldHTTP
 import HeraldModules
+import HeraldOIDC
 import HeraldSecurity
 import HeraldStorage
 import Hummingbird
@@ -33,6 +34,10 @@ public struct UsersService: HeraldModule {
     let invitations: InvitationStore
     let sites = SiteStore()
     let audit = AuditLogStore()
+    let sso: SingleSignOnStore
+    let linker: SingleSignOnLinker
+    /// Organizations' OpenID Connect providers: discovery, token endpoint and keys, cached.
+    let oidc: OIDCClient
 
     /// How long an invitation can be accepted.
     static let invitationLifetime: TimeInterval = 7 * 86_400
@@ -47,6 +52,7 @@ public struct UsersService: HeraldModule {
         rateLimiter: any RateLimiter,
         publicBaseURL: String,
         internalToken: String? = nil,
+        outbound: OutboundGuard = OutboundGuard(),
         logger: Logger
     ) {
         self.publicBaseURL = publicBaseURL
@@ -63,15 +69,30 @@ public struct UsersService: HeraldModule {
         self.sessions = SessionStore(policy: policy)
         self.organizations = OrganizationStore(cipher: cipher)
         self.invitations = InvitationStore(cipher: cipher)
-        self.access = AccessControl(directory: UsersDirectory(database: database, sessions: SessionStore(policy: policy)))
+        self.sso = SingleSignOnStore(cipher: cipher)
+        self.linker = SingleSignOnLinker(accounts: accounts, organizations: organizations, store: sso, audit: audit)
+        self.oidc = OIDCClient(outbound: outbound)
+        self.access = AccessControl(directory: Self.directory(database: database, policy: policy, cipher: cipher, oidc: oidc))
     }
 
     /// The authorization directory backed by this service's tables, for in-process use by every service.
     public var directory: any AccessDirectory { access.directory }
 
     /// The same directory without the rest of the service, for processes that do not run the Users routes.
-    public static func directory(database: any Database, policy: SessionPolicy) -> any AccessDirectory {
-        UsersDirectory(database: database, sessions: SessionStore(policy: policy))
+    public static func directory(database: any Database, policy: SessionPolicy, cipher: FieldCipher, outbound: OutboundGuard) -> any AccessDirectory {
+        directory(database: database, policy: policy, cipher: cipher, oidc: OIDCClient(outbound: outbound))
+    }
+
+    static func directory(database: any Database, policy: SessionPolicy, cipher: FieldCipher, oidc: OIDCClient) -> UsersDirectory {
+        let sessions = SessionStore(policy: policy)
+        let store = SingleSignOnStore(cipher: cipher)
+        let audit = AuditLogStore()
+        let linker = SingleSignOnLinker(
+            accounts: AccountStore(cipher: cipher), organizations: OrganizationStore(cipher: cipher), store: store, audit: audit)
+        return UsersDirectory(
+            database: database, sessions: sessions,
+            externalTokens: ExternalSessionTokens(
+                database: database, sessions: sessions, store: store, linker: linker, audit: audit, oidc: oidc))
     }
 
     /// Appends the changes other services audit to the audit log.
@@ -84,6 +105,7 @@ public struct UsersService: HeraldModule {
         addOrganizationRoutes(to: router)
         addSiteRoutes(to: router)
         addInternalRoutes(to: router)
+        addSingleSignOnRoutes(to: router)
         router.get(".well-known/jwks.json") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -109,7 +131,12 @@ public struct UsersService: HeraldModule {
 public struct UsersDirectory: AccessDirectory {
     let database: any Database
     let sessions: SessionStore
+    let externalTokens: ExternalSessionTokens?
     let sites = SiteStore()
+
+    public func externalSession(token: String) async throws -> ExternalSession? {
+        try await externalTokens?.session(for: token)
+    }
 
     public func role(of userId: UUID, in organizationId: UUID) async throws -> Role? {
         try await database.transaction(.organization(organizationId, user: userId)) { tx in
@@ -188,6 +215,7 @@ extension UsersService {
         migrations: [
             UsersMigrations.v1,
             UsersMigrations.v2,
+            UsersMigrations.v3,
         ]
     )
 }

@@ -13,4 +13,8 @@ enum UsersTables {
     static let siteDirectory = Table("users", "site_directory")
     static let auditLogs = Table("users", "audit_logs")
     static let auditChains = Table("users", "audit_chains")
+    static let ssoConnections = Table("users", "sso_connections")
+    static let ssoIdentities = Table("users", "sso_identities")
+    static let ssoTransients = Table("users", "sso_transients")
+    static let ssoIssuers = Table("users", "sso_issuers")
 }

@@ -30,6 +30,9 @@ struct SessionInfo: Sendable {
     var revokedAt: Date?
     var ip: String
     var userAgent: String
+    /// The only organization the session may act in, for sessions opened through an organization's single
+    /// sign-on: that provider vouches for the user there and nowhere else.
+    var organizationId: UUID? = nil
 }
 
 /// The outcome of presenting a refresh token.
@@ -45,22 +48,27 @@ struct SessionStore: Sendable {
     let policy: SessionPolicy
     typealias T = UsersTables
 
-    func create(userId: UUID, meta: RequestMeta, now: Date, in tx: any SQLExecutor) async throws -> (SessionInfo, String) {
+    func create(
+        userId: UUID, meta: RequestMeta, now: Date, limitedTo organizationId: UUID? = nil, lifetime: TimeInterval? = nil, in tx: any SQLExecutor
+    ) async throws -> (SessionInfo, String) {
         let session = SessionInfo(
             id: .v7(at: now),
             userId: userId,
             createdAt: now,
             lastUsedAt: now,
-            idleExpiresAt: now.addingTimeInterval(policy.idleTimeout),
-            absoluteExpiresAt: now.addingTimeInterval(policy.absoluteTimeout),
+            idleExpiresAt: now.addingTimeInterval(min(policy.idleTimeout, lifetime ?? policy.idleTimeout)),
+            absoluteExpiresAt: now.addingTimeInterval(min(lifetime ?? policy.absoluteTimeout, policy.absoluteTimeout)),
             revokedAt: nil,
             ip: meta.ip,
-            userAgent: meta.userAgent
+            userAgent: meta.userAgent,
+            organizationId: organizationId
         )
         try await tx.execute(
             """
-            INSERT INTO \(T.sessions) (id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, ip, user_agent)
-            VALUES (\(session.id), \(userId), \(now), \(now), \(session.idleExpiresAt), \(session.absoluteExpiresAt), \(meta.ip), \(meta.userAgent))
+            INSERT INTO \(T.sessions)
+                (id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, ip, user_agent, organization_id)
+            VALUES (\(session.id), \(userId), \(now), \(now), \(session.idleExpiresAt), \(session.absoluteExpiresAt), \(meta.ip),
+                    \(meta.userAgent), \(organizationId))
             """
         )
         let token = try await issueRefreshToken(sessionId: session.id, now: now, in: tx)
@@ -165,7 +173,8 @@ struct SessionStore: Sendable {
             absoluteExpiresAt: try row.get("absolute_expires_at"),
             revokedAt: try row.get("revoked_at"),
             ip: try row.get("ip"),
-            userAgent: try row.get("user_agent")
+            userAgent: try row.get("user_agent"),
+            organizationId: try row.get("organization_id")
         )
     }
 }
