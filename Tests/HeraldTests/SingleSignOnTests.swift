@@ -1,7 +1,6 @@
 import Foundation
-import Testing
-
 import JWTKit
+import Testing
 
 @testable import HeraldOIDC
 
@@ -43,8 +42,16 @@ struct SingleSignOnTests {
         #expect(refusal(claims { $0.exp = nil }, idToken) == .missingClaim("exp"))
         #expect(refusal(claims { $0.aud = .init(value: ["other"]) }, idToken) == .wrongAudience)
         // Several audiences: the authorized party must be Herald's client.
-        #expect(refusal(claims { $0.aud = .init(value: ["herald", "other"]); $0.azp = "other" }, idToken) == .wrongAudience)
-        #expect(refusal(claims { $0.aud = .init(value: ["herald", "other"]); $0.azp = "herald" }, idToken) == nil)
+        #expect(
+            refusal(
+                claims {
+                    $0.aud = .init(value: ["herald", "other"]); $0.azp = "other"
+                }, idToken) == .wrongAudience)
+        #expect(
+            refusal(
+                claims {
+                    $0.aud = .init(value: ["herald", "other"]); $0.azp = "herald"
+                }, idToken) == nil)
         #expect(refusal(claims { $0.nonce = "n-2" }, idToken) == .nonceMismatch)
         #expect(refusal(claims { $0.nonce = nil }, idToken) == .nonceMismatch)
     }
@@ -59,9 +66,21 @@ struct SingleSignOnTests {
 
     @Test func sessionTokensCheckTheAuthorizedParty() {
         let session = TokenExpectations(issuer: "https://id.example.com", audience: nil, authorizedParties: ["https://app.example.com"])
-        #expect(refusal(claims { $0.aud = nil; $0.azp = "https://app.example.com" }, session) == nil)
-        #expect(refusal(claims { $0.aud = nil; $0.azp = "https://evil.example" }, session) == .unauthorizedParty)
-        #expect(refusal(claims { $0.aud = nil; $0.azp = nil }, session) == .unauthorizedParty)
+        #expect(
+            refusal(
+                claims {
+                    $0.aud = nil; $0.azp = "https://app.example.com"
+                }, session) == nil)
+        #expect(
+            refusal(
+                claims {
+                    $0.aud = nil; $0.azp = "https://evil.example"
+                }, session) == .unauthorizedParty)
+        #expect(
+            refusal(
+                claims {
+                    $0.aud = nil; $0.azp = nil
+                }, session) == .unauthorizedParty)
     }
 
     @Test func onlyAsymmetricSigningKeysAreKept() async throws {
