@@ -53,7 +53,7 @@ let package = Package(
             dependencies: [
                 "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldModules", "HeraldMail", "HeraldPush",
                 "HeraldObjectStore", "HeraldTelemetry", "HeraldServiceClient", "HeraldRedis", "HeraldRedisBus", "UsersService", "NotificationsService", "AnalyticsService",
-                "IntegrationsService", "BillingService",
+                "IntegrationsService", "BillingService", "HeraldDashboard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -123,6 +123,7 @@ let package = Package(
             name: "HeraldHTTP",
             dependencies: [
                 "HeraldCore", "HeraldSecurity", "HeraldStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -242,6 +243,19 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HeraldDashboard",
+            dependencies: [
+                "HeraldHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            resources: [.copy("Resources/index.html"), .copy("Resources/app.js"), .copy("Resources/app.css")],
             swiftSettings: swiftSettings
         ),
         // MARK: Services

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
+import HeraldDashboard
 import HeraldEvents
 import HeraldHTTP
 import HeraldMail
@@ -184,6 +185,8 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
         if let footprint = module.storageFootprint { footprints.append((entry.name.rawValue, footprint)) }
         dependencies += module.dependencies
     }
+    // The dashboard is a client of the public API; it is served where people sign in.
+    if config.services.contains(.users) { Dashboard.addRoutes(to: router) }
     if metrics.isEnabled {
         let operational = router.group().add(middleware: ServiceLabelMiddleware(service: "operational"))
         addOperationalRoutes(to: operational, database: database, migrator: migrator, redis: redis, dependencies: dependencies)

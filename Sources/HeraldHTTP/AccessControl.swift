@@ -25,10 +25,13 @@ public protocol AccessDirectory: Sendable {
     /// when an organization accepts that provider's tokens on the API; nil when none does. Throws 401 when one does
     /// and the token fails its checks.
     func externalSession(token: String) async throws -> ExternalSession?
+    /// The live session behind a dashboard cookie's secret, or nil.
+    func browserSession(secret: String) async throws -> BrowserSession?
 }
 
 extension AccessDirectory {
     public func externalSession(token: String) async throws -> ExternalSession? { nil }
+    public func browserSession(secret: String) async throws -> BrowserSession? { nil }
 }
 
 /// A Herald session standing for an identity provider's session, limited to the organization that trusts it.

@@ -16,6 +16,7 @@ extension HTTPField.Name {
 
     public static let requestId = known("X-Request-Id")
     public static let idempotencyKey = known("Idempotency-Key")
+    public static let csrfToken = known("X-CSRF-Token")
     public static let xForwardedFor = known("X-Forwarded-For")
     public static let xFrameOptions = known("X-Frame-Options")
     public static let referrerPolicy = known("Referrer-Policy")
@@ -241,7 +242,10 @@ public struct AuthenticationMiddleware: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
-            return try await next(request, context)
+            guard let secret = request.cookies[BrowserSessionCookie.name]?.value, secret.hasPrefix(BrowserSessionCookie.prefix) else {
+                return try await next(request, context)
+            }
+            return try await next(request, try await authenticateBrowser(request, secret: secret, context: context))
         }
         var context = context
         do {
@@ -253,6 +257,27 @@ public struct AuthenticationMiddleware: RouterMiddleware {
             context.authenticationFailure = error
         }
         return try await next(request, context)
+    }
+
+    /// The dashboard's cookie session. A state-changing request must also carry the CSRF token; without it the
+    /// caller is unknown (a route that needs one answers 403 and says why), so a forged form post acts as nobody.
+    func authenticateBrowser(_ request: Request, secret: String, context: Context) async throws -> Context {
+        var context = context
+        guard let session = try await directory.browserSession(secret: secret) else {
+            context.authenticationFailure = HeraldError.unauthorized("The dashboard session has ended. Sign in again.")
+            return context
+        }
+        let safe = request.method == .get || request.method == .head || request.method == .options
+        guard safe || BrowserSessionCookie.csrfMatches(request.headers[.csrfToken], secret: secret) else {
+            context.authenticationFailure = HeraldError(
+                status: 403, slug: "csrf-token-missing", title: "Forbidden",
+                detail: "A change made with the dashboard's session cookie must carry its CSRF token in the X-CSRF-Token header.")
+            return context
+        }
+        context.principal = .user(userId: session.userId, sessionId: session.sessionId)
+        context.sessionOrganization = session.organizationId
+        context.logger[metadataKey: "user_id"] = .string(session.userId.lowercased)
+        return context
     }
 
     /// The caller, and the organization its session is limited to, if any.

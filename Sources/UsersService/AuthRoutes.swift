@@ -79,14 +79,23 @@ extension UsersService {
 
     @Sendable func login(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<TokensBody> {
         let body = try await BodyReader(request: request, context: context).decode(as: LoginRequest.self)
+        let now = Date()
+        let (account, session, refreshToken) = try await passwordSignIn(body, meta: RequestMeta(request: request, context: context), now: now)
+        let (accessToken, expiresIn) = try await tokens.issue(userId: account.id, sessionId: session.id, now: now)
+        return JSONResponse(
+            TokensBody(accessToken: accessToken, refreshToken: refreshToken, expiresIn: expiresIn, user: UserBody(account)),
+            headers: tokenHeaders
+        )
+    }
+
+    /// Checks an email and password (throttled, audited either way) and opens a session.
+    func passwordSignIn(_ body: LoginRequest, meta: RequestMeta, now: Date) async throws -> (Account, SessionInfo, String) {
         var validator = Validator()
         let email = EmailAddress.normalize(validator.requireText(body.email, field: "email", maxLength: 254))
         if body.password == nil { validator.add("password", "is required") }
         try validator.check()
         let password = body.password ?? ""
 
-        let meta = RequestMeta(request: request, context: context)
-        let now = Date()
         let emailIndex = accounts.emailIndex(email)
         try await throttle.check(emailIndex: emailIndex, ip: meta.ip, now: now)
 
@@ -123,11 +132,7 @@ extension UsersService {
             )
             return created
         }
-        let (accessToken, expiresIn) = try await tokens.issue(userId: account.id, sessionId: session.id, now: now)
-        return JSONResponse(
-            TokensBody(accessToken: accessToken, refreshToken: refreshToken, expiresIn: expiresIn, user: UserBody(account)),
-            headers: tokenHeaders
-        )
+        return (account, session, refreshToken)
     }
 
     @Sendable func refresh(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<TokensBody> {

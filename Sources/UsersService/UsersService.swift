@@ -106,6 +106,7 @@ public struct UsersService: HeraldModule {
         addSiteRoutes(to: router)
         addInternalRoutes(to: router)
         addSingleSignOnRoutes(to: router)
+        addBrowserSessionRoutes(to: router)
         router.get(".well-known/jwks.json") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -136,6 +137,10 @@ public struct UsersDirectory: AccessDirectory {
 
     public func externalSession(token: String) async throws -> ExternalSession? {
         try await externalTokens?.session(for: token)
+    }
+
+    public func browserSession(secret: String) async throws -> BrowserSession? {
+        try await database.transaction(.system) { try await BrowserSessionStore().session(secret: secret, now: Date(), in: $0) }
     }
 
     public func role(of userId: UUID, in organizationId: UUID) async throws -> Role? {
@@ -216,6 +221,7 @@ extension UsersService {
             UsersMigrations.v1,
             UsersMigrations.v2,
             UsersMigrations.v3,
+            UsersMigrations.v5,
         ]
     )
 }

@@ -17,4 +17,5 @@ enum UsersTables {
     static let ssoIdentities = Table("users", "sso_identities")
     static let ssoTransients = Table("users", "sso_transients")
     static let ssoIssuers = Table("users", "sso_issuers")
+    static let browserSessions = Table("users", "browser_sessions")
 }
