@@ -256,7 +256,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            resources: [.copy("Resources/widget.js"), .copy("Resources/targeting-vectors.json")],
+            resources: [.copy("Resources/widget.js"), .copy("Resources/push-optin.js"), .copy("Resources/targeting-vectors.json")],
             swiftSettings: swiftSettings
         ),
         .target(

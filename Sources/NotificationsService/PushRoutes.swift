@@ -30,13 +30,12 @@ extension NotificationsService {
     }
 
     func addPushRoutes(to router: some RouterMethods<HeraldRequestContext>) {
-        router.get("widget/v1/push-worker.js") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/javascript; charset=utf-8", .cacheControl: "public, max-age=3600"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: Self.pushWorker))
-            )
-        }
+        // Imported cross-origin by the site's own service worker: served like the widget (Cross-Origin-Resource-Policy
+        // cross-origin, or the browser refuses the import and the worker fails to install).
+        let worker = WidgetAsset(script: Self.pushWorker)
+        router.get("widget/v1/push-worker.js") { request, _ in Self.script(worker, request: request) }
+        let optIn = pushOptIn
+        router.get("widget/v1/push-optin.js") { request, _ in Self.script(optIn, request: request) }
         router.group("sites/:siteId").get("push/subscriptions", use: pushSubscriptionCounts)
     }
 
