@@ -224,6 +224,7 @@ let package = Package(
             name: "HeraldPush",
             dependencies: [
                 "HeraldSecurity",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -326,7 +327,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldPushTests",
-            dependencies: ["HeraldPush", "HeraldSecurity", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "HeraldPush", "HeraldSecurity", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
