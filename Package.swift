@@ -351,6 +351,7 @@ let package = Package(
             dependencies: [
                 "HeraldApp", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldRedis", "HeraldRedisBus",
                 "NotificationsService", "IntegrationsService", "AnalyticsService", "BillingService", "HeraldContracts", "HeraldServiceClient",
+                "HeraldPush",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
