@@ -291,12 +291,10 @@ public struct FCMSender: Sendable {
             } catch {
                 return .retry(reason: "FCM did not answer: \(error)", after: nil)
             }
-            if status == 401 {
+            // 401 THIRD_PARTY_AUTH_ERROR is about the project's APNs certificate or web push key, not Herald's token.
+            if status == 401, case .refused(let reason) = outcome, !reason.contains("THIRD_PARTY_AUTH_ERROR") {
                 // The access token was revoked or expired early: one fresh token, then leave it to the retry schedule.
-                guard !refreshed else {
-                    if case .refused(let reason) = outcome { return .retry(reason: reason, after: nil) }
-                    return outcome
-                }
+                guard !refreshed else { return .retry(reason: reason, after: nil) }
                 refreshed = true
                 await tokens.invalidate(accessToken)
                 continue

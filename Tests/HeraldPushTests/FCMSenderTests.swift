@@ -116,6 +116,8 @@ struct FCMSenderTests {
         } else {
             Issue.record("an HTTP date in Retry-After is honoured")
         }
+        let thirdParty = FCMSender.outcome(status: 401, body: error(401, "THIRD_PARTY_AUTH_ERROR", "APNs certificate invalid"), retryAfter: nil)
+        #expect(thirdParty == .refused(reason: "FCM answered 401 THIRD_PARTY_AUTH_ERROR: APNs certificate invalid"))
         if case .refused = FCMSender.outcome(status: 401, body: error(401, "UNAUTHENTICATED", "Bad token"), retryAfter: nil) {
         } else {
             Issue.record("401 is for the sender to handle")
