@@ -225,6 +225,7 @@ let package = Package(
             name: "HeraldPush",
             dependencies: [
                 "HeraldSecurity",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -284,7 +285,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            resources: [.copy("Resources/widget.js"), .copy("Resources/targeting-vectors.json")],
+            resources: [.copy("Resources/widget.js"), .copy("Resources/push-optin.js"), .copy("Resources/targeting-vectors.json")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -354,7 +355,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldPushTests",
-            dependencies: ["HeraldPush", "HeraldSecurity", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "HeraldPush", "HeraldSecurity", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -375,7 +379,7 @@ let package = Package(
             dependencies: [
                 "HeraldApp", "HeraldCore", "HeraldStorage", "HeraldEvents", "HeraldSecurity", "HeraldHTTP", "HeraldRedis", "HeraldRedisBus",
                 "NotificationsService", "IntegrationsService", "AnalyticsService", "BillingService", "HeraldContracts", "HeraldServiceClient",
-                "HeraldOIDC",
+                "HeraldOIDC", "HeraldPush",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Minifies widget/widget.js (the readable source) into the asset Herald serves.
+"""Minifies widget/widget.js and widget/push-optin.js (the readable sources) into the assets Herald serves.
 
-    scripts/build-widget.py          write Sources/NotificationsService/Resources/widget.js
-    scripts/build-widget.py --check  fail if the committed asset is not the minified source
+    scripts/build-widget.py          write Sources/NotificationsService/Resources/widget.js and push-optin.js
+    scripts/build-widget.py --check  fail if a committed asset is not its minified source, or over its budget
 
 Needs rjsmin from PyPI (scripts/requirements-test.txt). Prints the raw and gzipped sizes.
 """
@@ -13,9 +13,16 @@ import sys
 import rjsmin
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-SOURCE = os.path.join(ROOT, "widget", "widget.js")
-ASSET = os.path.join(ROOT, "Sources", "NotificationsService", "Resources", "widget.js")
-BUDGET = 6000  # bytes, gzipped
+# name: budget in bytes, gzipped. The push opt-in is loaded only on sites that offer push, after the widget.
+SCRIPTS = {"widget.js": 6000, "push-optin.js": 2500}
+
+
+def source_path(name):
+    return os.path.join(ROOT, "widget", name)
+
+
+def asset_path(name):
+    return os.path.join(ROOT, "Sources", "NotificationsService", "Resources", name)
 
 
 def tokens(js):
@@ -129,27 +136,28 @@ def rename_locals(js):
     return "".join(mapping.get(t[1], t[1]) if t[0] == "id" else t[1] for t in toks)
 
 
-def build():
-    with open(SOURCE) as f:
+def build(name):
+    with open(source_path(name)) as f:
         source = f.read()
-    header = "/* Herald widget; source: widget/widget.js */\n"
+    header = "/* Herald widget; source: widget/widget.js */\n" if name == "widget.js" else f"/* Herald; source: widget/{name} */\n"
     return header + rename_locals(rjsmin.jsmin(source)) + "\n"
 
 
 def main():
-    minified = build()
-    size = len(minified.encode())
-    gz = len(gzip.compress(minified.encode(), compresslevel=9))
-    print(f"widget.js: {size} bytes, {gz} bytes gzipped (budget {BUDGET})")
-    if gz >= BUDGET:
-        sys.exit(f"the widget is over its budget of {BUDGET} bytes gzipped")
-    if "--check" in sys.argv:
-        with open(ASSET) as f:
-            if f.read() != minified:
-                sys.exit("Sources/NotificationsService/Resources/widget.js is stale: run scripts/build-widget.py")
-        return
-    with open(ASSET, "w") as f:
-        f.write(minified)
+    for name, budget in SCRIPTS.items():
+        minified = build(name)
+        size = len(minified.encode())
+        gz = len(gzip.compress(minified.encode(), compresslevel=9))
+        print(f"{name}: {size} bytes, {gz} bytes gzipped (budget {budget})")
+        if gz >= budget:
+            sys.exit(f"{name} is over its budget of {budget} bytes gzipped")
+        if "--check" in sys.argv:
+            with open(asset_path(name)) as f:
+                if f.read() != minified:
+                    sys.exit(f"Sources/NotificationsService/Resources/{name} is stale: run scripts/build-widget.py")
+            continue
+        with open(asset_path(name), "w") as f:
+            f.write(minified)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@
   }
   function rid() {
     var a = crypto.getRandomValues(new Uint8Array(16));
-    return Array.prototype.map.call(a, b => ('0' + b.toString(16)).slice(-2)).join('');
+    return Array.from(a, b => ('0' + b.toString(16)).slice(-2)).join('');
   }
   function now() { return Date.now(); }
 
@@ -305,7 +305,7 @@
       if (f.notifications.some(n => usesCountry(n.rules)) && state.country == null && !state.es) {
         get(base + '/context').then(c => { state.country = c.country; build(); }, () => {});
       }
-      if (first) later(Math.min.apply(null, f.notifications.map(n => n.settings.firstDelaySeconds).concat([3600])) * 1000);
+      if (first) later(Math.min(...f.notifications.map(n => n.settings.firstDelaySeconds), 3600) * 1000);
       else later(0);
     });
   }
@@ -347,7 +347,12 @@
     if (state.on) return;
     state.on = true; mount();
     /* One pageview per page, however often the widget restarts after a failed feed. */
-    if (!state.pv) { state.pv = 1; beacon('pageview'); }
+    if (!state.pv) {
+      state.pv = 1; beacon('pageview');
+      /* Web push opt-in (docs/CHANNELS.md): only when the site serves Herald's service worker and push is on; the
+         prompt lives in its own script, loaded on demand, and asks nothing before the visitor's click. */
+      if (me.getAttribute('data-push-worker')) get(base + '/push').then(p => { if (p.enabled) d.head.appendChild(el('script')).src = base + '/../push-optin.js'; }, () => {});
+    }
     load(true).then(connect, () => { mark('error'); setTimeout(() => { state.on = false; start(); }, 30000); });
   }
   function stop() {

@@ -1,3 +1,4 @@
+import Foundation
 import HeraldMail
 import HeraldPush
 import NotificationsService
@@ -18,6 +19,37 @@ extension HeraldConfiguration {
             } catch {
                 throw ConfigurationError("HERALD_VAPID_PRIVATE_KEY / HERALD_VAPID_SUBJECT: \(error)")
             }
+        }
+        let fcmFile = environment["HERALD_FCM_SERVICE_ACCOUNT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let fcmJSON = environment["HERALD_FCM_SERVICE_ACCOUNT_JSON"].flatMap { $0.isEmpty ? nil : $0 }
+        if fcmFile != nil || fcmJSON != nil {
+            let name = fcmFile != nil ? "HERALD_FCM_SERVICE_ACCOUNT_FILE" : "HERALD_FCM_SERVICE_ACCOUNT_JSON"
+            if fcmFile != nil, fcmJSON != nil {
+                throw ConfigurationError("set HERALD_FCM_SERVICE_ACCOUNT_FILE or HERALD_FCM_SERVICE_ACCOUNT_JSON, not both")
+            }
+            let json: [UInt8]
+            if let fcmFile {
+                guard let data = FileManager.default.contents(atPath: fcmFile) else {
+                    throw ConfigurationError("HERALD_FCM_SERVICE_ACCOUNT_FILE: cannot read \(fcmFile)")
+                }
+                json = Array(data)
+            } else {
+                json = Array((fcmJSON ?? "").utf8)
+            }
+            let account: FCMServiceAccount
+            do {
+                account = try FCMServiceAccount(json: json)
+            } catch {
+                // The error names the field, never the key.
+                throw ConfigurationError("\(name): \(error)")
+            }
+            let base = environment["HERALD_FCM_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://fcm.googleapis.com"
+            guard let url = URL(string: base), ["https", "http"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false,
+                url.query == nil
+            else {
+                throw ConfigurationError("HERALD_FCM_BASE_URL: expected an http(s) URL such as https://fcm.googleapis.com")
+            }
+            config.pushChannel.fcm = FCMSender(account: account, baseURL: base)
         }
         config.emailChannel.perSitePerHour = try number(
             environment, "HERALD_EMAIL_PER_SITE_PER_HOUR", 1...100_000, default: config.emailChannel.perSitePerHour)

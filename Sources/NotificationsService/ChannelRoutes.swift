@@ -58,7 +58,9 @@ extension NotificationsService {
     var pushSpec: ChannelRouteSpec {
         ChannelRouteSpec(
             store: .push, titleField: "title", defaultTitle: "{{siteName}}",
-            unavailable: push.isAvailable ? nil : "This Herald has no VAPID key for web push: set HERALD_VAPID_PRIVATE_KEY and HERALD_VAPID_SUBJECT."
+            unavailable: push.isAvailable
+                ? nil
+                : "This Herald cannot send push: set HERALD_VAPID_PRIVATE_KEY and HERALD_VAPID_SUBJECT (web push) or HERALD_FCM_SERVICE_ACCOUNT_FILE (FCM)."
         )
     }
 

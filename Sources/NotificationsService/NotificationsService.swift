@@ -24,6 +24,8 @@ public struct NotificationsService: HeraldModule {
     let beacons: BeaconWriter
     let hasher: VisitorHasher
     let widget: WidgetAsset
+    /// The web push opt-in prompt the widget loads on sites that offer push.
+    let pushOptIn: WidgetAsset
     let options: Options
     let notifications = NotificationStore()
     let templates = TemplateStore()
@@ -95,6 +97,7 @@ public struct NotificationsService: HeraldModule {
         self.beacons = BeaconWriter(database: database, bus: bus, logger: logger)
         self.hasher = VisitorHasher(database: database)
         self.widget = WidgetAsset.load()
+        self.pushOptIn = WidgetAsset.load("push-optin")
     }
 
     /// The event consumers this service runs.

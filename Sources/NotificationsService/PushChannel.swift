@@ -8,8 +8,11 @@ import HeraldStorage
 
 /// The web push channel's settings (docs/CHANNELS.md).
 public struct PushChannelOptions: Sendable {
-    /// The application server key browsers subscribe with; without it push cannot be turned on.
+    /// The application server key browsers subscribe with (Web Push).
     public var vapid: VAPIDKey?
+    /// Firebase Cloud Messaging's HTTP v1 API, for registration tokens (`HERALD_FCM_SERVICE_ACCOUNT_FILE`). With neither
+    /// this nor `vapid` push cannot be turned on.
+    public var fcm: FCMSender?
     /// Pushes a site may send per rolling hour; more wait for the window (`HERALD_PUSH_PER_SITE_PER_HOUR`).
     public var perSitePerHour = 1000
     /// Active browser subscriptions a site may have.
@@ -27,11 +30,13 @@ public struct PushChannelOptions: Sendable {
 
     public init() {}
 
-    var isAvailable: Bool { vapid != nil }
+    var isAvailable: Bool { vapid != nil || fcm != nil }
 }
 
-/// Web push (RFC 8030) with VAPID (RFC 8292) and encrypted payloads (RFC 8291) to any standard push service. A
-/// subscription the push service reports gone (404, 410) ends, so nothing more is sent to it.
+/// Web push (RFC 8030) with VAPID (RFC 8292) and encrypted payloads (RFC 8291) to any standard push service, or
+/// Firebase Cloud Messaging's HTTP v1 API for a registration token: each subscription goes through its own sender. A
+/// subscription the push service reports gone (404, 410; FCM's UNREGISTERED or an invalid token) ends, so nothing more
+/// is sent to it.
 struct PushTransport: ChannelTransport {
     let subscriptions: PushSubscriptionStore
     let options: PushChannelOptions
@@ -47,19 +52,33 @@ struct PushTransport: ChannelTransport {
     }
 
     func send(_ delivery: ChannelDelivery, to record: PushSubscriptionRecord, organizationId: UUID, siteName: String) async -> ChannelOutcome {
-        guard let vapid = options.vapid else { return .retry("web push is not configured (HERALD_VAPID_PRIVATE_KEY)", after: 300) }
-        do {
-            _ = try await options.outbound.check(record.subscription.endpoint.absoluteString)
-        } catch {
-            return .failed("the push endpoint \(error)", endsTarget: true)
-        }
         let payload = PushPayload(title: delivery.title, body: delivery.body, url: delivery.url, tag: delivery.notificationId.lowercased)
-        let sender = WebPushSender(key: vapid, http: options.http)
-        switch await sender.send(payload.bytes, to: record.subscription, ttl: options.ttl, topic: nil) {
-        case .accepted(let location): return .sent(providerMessageId: location)
-        case .gone(let status): return .failed("the push service answered \(status): the subscription ended", endsTarget: true)
-        case .retry(let reason, let after): return .retry(reason, after: after)
-        case .refused(let reason): return .failed(reason, endsTarget: false)
+        switch record.target {
+        case .webPush(let subscription):
+            guard let vapid = options.vapid else { return .retry("web push is not configured (HERALD_VAPID_PRIVATE_KEY)", after: 300) }
+            do {
+                _ = try await options.outbound.check(subscription.endpoint.absoluteString)
+            } catch {
+                return .failed("the push endpoint \(error)", endsTarget: true)
+            }
+            let sender = WebPushSender(key: vapid, http: options.http)
+            switch await sender.send(payload.bytes, to: subscription, ttl: options.ttl, topic: nil) {
+            case .accepted(let location): return .sent(providerMessageId: location)
+            case .gone(let status): return .failed("the push service answered \(status): the subscription ended", endsTarget: true)
+            case .retry(let reason, let after): return .retry(reason, after: after)
+            case .refused(let reason): return .failed(reason, endsTarget: false)
+            }
+        case .fcm(let token):
+            // FCM's address is the operator's (HERALD_FCM_BASE_URL), not the visitor's: the token only travels in the body.
+            guard let fcm = options.fcm else { return .retry("FCM is not configured (HERALD_FCM_SERVICE_ACCOUNT_FILE)", after: 300) }
+            let trimmed = payload.trimmed
+            let message = FCMMessage(title: trimmed.title, body: trimmed.body, link: trimmed.url, tag: trimmed.tag, ttl: options.ttl)
+            switch await fcm.send(message, to: token) {
+            case .accepted(let name): return .sent(providerMessageId: name)
+            case .ended(let reason): return .failed("\(reason): the registration token ended", endsTarget: true)
+            case .retry(let reason, let after): return .retry(reason, after: after)
+            case .refused(let reason): return .failed(reason, endsTarget: false)
+            }
         }
     }
 
@@ -76,11 +95,13 @@ struct PushPayload: Encodable {
     /// A newer push of the same notification replaces the older one on screen.
     var tag: String
 
-    var bytes: [UInt8] {
+    /// One push carries at most ~4 KB; the message and title are far shorter, but never let a long one fail.
+    var trimmed: PushPayload {
         var trimmed = self
-        // One push carries at most ~4 KB; the message and title are far shorter, but never let a long one fail.
         trimmed.body = String(body.prefix(1000))
         trimmed.title = String(title.prefix(300))
-        return Array((try? JSONEncoder().encode(trimmed)) ?? Data("{}".utf8))
+        return trimmed
     }
+
+    var bytes: [UInt8] { Array((try? JSONEncoder().encode(trimmed)) ?? Data("{}".utf8)) }
 }

@@ -30,13 +30,12 @@ extension NotificationsService {
     }
 
     func addPushRoutes(to router: some RouterMethods<HeraldRequestContext>) {
-        router.get("widget/v1/push-worker.js") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/javascript; charset=utf-8", .cacheControl: "public, max-age=3600"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: Self.pushWorker))
-            )
-        }
+        // Imported cross-origin by the site's own service worker: served like the widget (Cross-Origin-Resource-Policy
+        // cross-origin, or the browser refuses the import and the worker fails to install).
+        let worker = WidgetAsset(script: Self.pushWorker)
+        router.get("widget/v1/push-worker.js") { request, _ in Self.script(worker, request: request) }
+        let optIn = pushOptIn
+        router.get("widget/v1/push-optin.js") { request, _ in Self.script(optIn, request: request) }
         router.group("sites/:siteId").get("push/subscriptions", use: pushSubscriptionCounts)
     }
 
@@ -53,21 +52,40 @@ extension NotificationsService {
         ).response(from: request, context: context)
     }
 
-    /// Stores a browser's `PushSubscription.toJSON()`; the same endpoint again renews it.
+    /// Stores a browser's `PushSubscription.toJSON()`, or `{"fcmToken": "…"}` (an FCM registration token) when FCM is
+    /// set up; the same endpoint or token again renews it.
     @Sendable func subscribePush(_ request: Request, context: HeraldRequestContext) async throws -> Response {
         let site = try await route(context)
         guard push.isAvailable else {
-            throw HeraldError.conflict("Web push is not set up on this Herald (HERALD_VAPID_PRIVATE_KEY).", slug: "push-unavailable")
+            throw HeraldError.conflict(
+                "Push is not set up on this Herald (HERALD_VAPID_PRIVATE_KEY, HERALD_FCM_SERVICE_ACCOUNT_FILE).", slug: "push-unavailable")
         }
         try await throttleSubscriptions(site: site, request: request, context: context)
         var reader = try await BodyReader(request: request, context: context)
-        let subscription = Self.subscription(&reader)
-        try reader.validator.check()
-        guard let subscription else { throw HeraldError.validation(field: "endpoint", "is required") }
-        do {
-            _ = try await push.outbound.check(subscription.endpoint.absoluteString)
-        } catch {
-            throw HeraldError.validation(field: "endpoint", "\(error)")
+        let target: PushTarget
+        if reader.has("fcmToken") {
+            guard push.fcm != nil else {
+                throw HeraldError.conflict(
+                    "Firebase Cloud Messaging is not set up on this Herald (HERALD_FCM_SERVICE_ACCOUNT_FILE).", slug: "push-unavailable")
+            }
+            if reader.has("endpoint") { reader.validator.add("endpoint", "give either a web push subscription or fcmToken, not both") }
+            let token = Self.fcmToken(&reader)
+            try reader.validator.check()
+            guard let token else { throw HeraldError.validation(field: "fcmToken", "is required") }
+            target = .fcm(token: token)
+        } else {
+            guard push.vapid != nil else {
+                throw HeraldError.conflict("Web push is not set up on this Herald (HERALD_VAPID_PRIVATE_KEY).", slug: "push-unavailable")
+            }
+            let subscription = Self.subscription(&reader)
+            try reader.validator.check()
+            guard let subscription else { throw HeraldError.validation(field: "endpoint", "is required") }
+            do {
+                _ = try await push.outbound.check(subscription.endpoint.absoluteString)
+            } catch {
+                throw HeraldError.validation(field: "endpoint", "\(error)")
+            }
+            target = .webPush(subscription)
         }
         try await database.transaction(.organization(site.organizationId)) { tx in
             let active = try await pushSubscriptions.counts(siteId: site.siteId, in: tx)["active"] ?? 0
@@ -75,7 +93,7 @@ extension NotificationsService {
                 throw HeraldError.conflict(
                     "This site has \(active) push subscriptions, the most it may have.", slug: "too-many-subscriptions")
             }
-            _ = try await pushSubscriptions.upsert(subscription, siteId: site.siteId, organizationId: site.organizationId, now: Date(), in: tx)
+            _ = try await pushSubscriptions.upsert(target, siteId: site.siteId, organizationId: site.organizationId, now: Date(), in: tx)
         }
         return Response(
             status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"subscribed":true}"#))
@@ -94,18 +112,38 @@ extension NotificationsService {
     }
 
     /// The visitor turned push off (or the browser dropped the subscription): nothing more is sent to it.
+    /// `{"endpoint": …}` for a web push subscription, `{"fcmToken": …}` for an FCM registration token.
     @Sendable func unsubscribePush(_ request: Request, context: HeraldRequestContext) async throws -> Response {
         let site = try await route(context)
         var reader = try await BodyReader(request: request, context: context)
-        let endpoint = reader.string("endpoint")
-        if endpoint == nil { reader.validator.add("endpoint", "is required: the subscription's endpoint") }
-        if let endpoint, endpoint.unicodeScalars.count > 2000 { reader.validator.add("endpoint", "must be at most 2000 characters") }
+        var key: String?
+        if reader.has("fcmToken") {
+            key = Self.fcmToken(&reader).map { PushTarget.fcm(token: $0).key }
+        } else {
+            let endpoint = reader.string("endpoint")
+            if endpoint == nil { reader.validator.add("endpoint", "is required: the subscription's endpoint (or fcmToken)") }
+            if let endpoint, endpoint.unicodeScalars.count > 2000 { reader.validator.add("endpoint", "must be at most 2000 characters") }
+            key = endpoint
+        }
         try reader.validator.check()
         try await database.transaction(.organization(site.organizationId)) { tx in
-            _ = try await pushSubscriptions.end(
-                endpoint: endpoint ?? "", siteId: site.siteId, reason: "the visitor unsubscribed", now: Date(), in: tx)
+            _ = try await pushSubscriptions.end(key: key ?? "", siteId: site.siteId, reason: "the visitor unsubscribed", now: Date(), in: tx)
         }
         return Response(status: .noContent)
+    }
+
+    /// An FCM registration token as the Firebase SDKs give it: letters, digits and `-_:.`, at most 4096 characters.
+    static func fcmToken(_ reader: inout BodyReader) -> String? {
+        guard let token = reader.string("fcmToken") else {
+            if reader.isMissing("fcmToken") { reader.validator.add("fcmToken", "is required: the FCM registration token") }
+            return nil
+        }
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:.")
+        guard (20...4096).contains(token.unicodeScalars.count), token.unicodeScalars.allSatisfy(allowed.contains) else {
+            reader.validator.add("fcmToken", "must be an FCM registration token (20 to 4096 letters, digits, '-', '_', ':' or '.')")
+            return nil
+        }
+        return token
     }
 
     @Sendable func pushSubscriptionCounts(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<PushSubscriptionCounts> {

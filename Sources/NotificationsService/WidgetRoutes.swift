@@ -10,15 +10,24 @@ import NIOCore
 import NIOFoundationCompat
 import ServiceLifecycle
 
-/// The widget script, loaded once from the bundle, with its ETag.
+/// A widget script (the widget, the push opt-in), loaded once from the bundle, with its ETag.
 struct WidgetAsset: Sendable {
     var bytes: ByteBuffer
     var etag: String
 
-    static func load() -> WidgetAsset {
-        let data = Bundle.module.url(forResource: "widget", withExtension: "js").flatMap { try? Data(contentsOf: $0) } ?? Data()
+    static func load(_ name: String = "widget") -> WidgetAsset {
+        let data = Bundle.module.url(forResource: name, withExtension: "js").flatMap { try? Data(contentsOf: $0) } ?? Data()
         let digest = SHA256.hash(data: data).prefix(12).hexString
         return WidgetAsset(bytes: ByteBuffer(data: data), etag: "\"\(digest)\"")
+    }
+
+    init(bytes: ByteBuffer, etag: String) {
+        self.bytes = bytes
+        self.etag = etag
+    }
+
+    init(script: String) {
+        self.init(bytes: ByteBuffer(string: script), etag: "\"\(SHA256.hash(data: Data(script.utf8)).prefix(12).hexString)\"")
     }
 }
 
@@ -157,14 +166,7 @@ extension NotificationsService {
 
     func addWidgetRoutes(to router: some RouterMethods<HeraldRequestContext>) {
         let asset = widget
-        router.get("widget.js") { request, _ -> Response in
-            if Self.matches(request.headers[.ifNoneMatch], asset.etag) {
-                return Response(status: .notModified, headers: Self.scriptHeaders(asset))
-            }
-            var headers = Self.scriptHeaders(asset)
-            headers[.contentType] = "application/javascript; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: asset.bytes))
-        }
+        router.get("widget.js") { request, _ in Self.script(asset, request: request) }
         let group = router.group("widget/v1").add(middleware: WidgetCORSMiddleware())
         for path in [
             ":publicKey/feed", ":publicKey/stream", ":publicKey/beacons", ":publicKey/presence", ":publicKey/context", ":publicKey/push",
@@ -187,6 +189,16 @@ extension NotificationsService {
             let value = candidate.trimmingCharacters(in: .whitespaces)
             return value == "*" || value == etag || value == "W/" + etag
         }
+    }
+
+    /// A script with its ETag: 304 when the browser has this version.
+    static func script(_ asset: WidgetAsset, request: Request) -> Response {
+        if Self.matches(request.headers[.ifNoneMatch], asset.etag) {
+            return Response(status: .notModified, headers: Self.scriptHeaders(asset))
+        }
+        var headers = Self.scriptHeaders(asset)
+        headers[.contentType] = "application/javascript; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: asset.bytes))
     }
 
     static func scriptHeaders(_ asset: WidgetAsset) -> HTTPFields {
