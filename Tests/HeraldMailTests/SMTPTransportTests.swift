@@ -248,8 +248,9 @@ import Testing
         let error = await #expect(throws: MailError.self) {
             try await Self.scripted(server.port, commandTimeout: .milliseconds(300)).send(try richMessage())
         }
+        let elapsed = ContinuousClock.now - started
         await server.stop()
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(elapsed < .seconds(10))
         #expect(error?.kind == .transient)
         #expect(error?.message == "the SMTP server 127.0.0.1:\(server.port) did not answer within 300 ms during the greeting")
     }
@@ -263,8 +264,11 @@ import Testing
         try await Task.sleep(for: .milliseconds(200))
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
+        // Measured before the server stops, and far below the 30 s command timeout a missed cancellation would wait
+        // for: a loaded machine must not make this fail.
+        let elapsed = ContinuousClock.now - started
         await server.stop()
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(elapsed < .seconds(15))
     }
 
     @Test func busyGreetingsAreTransientAndNonSMTPIsPermanent() async throws {
