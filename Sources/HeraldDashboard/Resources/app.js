@@ -243,12 +243,54 @@
 
   function analyticsBox(siteId) {
     var box = h("div", { "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
-    api("GET", "/sites/" + siteId + "/analytics").then(function (a) {
+    api("GET", "/sites/" + siteId + "/analytics?interval=day").then(function (a) {
       box.textContent = "";
       var t = a.totals || {};
-      append(box, table(["Impressions", "Clicks", "Conversions", "Unique visitors"], [[String(t.impressions || 0), String(t.clicks || 0), String(t.conversions || 0), String(t.uniqueVisitors || 0)]]));
+      function pct(x) { return x === null || x === undefined ? "–" : (x * 100).toFixed(1) + " %"; }
+      append(box, table(["Impressions", "Clicks", "Conversions", "Unique visitors", "Click-through", "Conversion"],
+        [[String(t.impressions || 0), String(t.clicks || 0), String(t.conversions || 0), String(t.uniqueVisitors || 0),
+          pct(t.clickThroughRate), pct(t.conversionRate)]]));
+      append(box, chart(a.series || [], a.from + " to " + a.to));
+      append(box, h("h3", null, "By notification"));
+      append(box, table(["Notification", "Impressions", "Clicks", "Conversions", "Click-through"], (a.notifications || []).map(function (n) {
+        var m = n.metrics || {};
+        return [n.name, String(m.impressions || 0), String(m.clicks || 0), String(m.conversions || 0), pct(m.clickThroughRate)];
+      })));
     }, function (e) { box.textContent = e.message; });
     return box;
+  }
+
+  // An SVG bar chart of impressions and clicks per day, drawn with DOM calls; the numbers are also in its
+  // accessible description and in the tables around it.
+  function chart(series, period) {
+    var NS = "http://www.w3.org/2000/svg";
+    function s(tag, attrs) {
+      var el = document.createElementNS(NS, tag);
+      Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+      for (var i = 2; i < arguments.length; i++) append(el, arguments[i]);
+      return el;
+    }
+    var width = 640, height = 180, pad = 24;
+    var max = Math.max(1, Math.max.apply(null, series.map(function (p) { return p.impressions; })));
+    var step = series.length ? (width - pad * 2) / series.length : 0;
+    var bars = [];
+    series.forEach(function (p, i) {
+      var x = pad + i * step;
+      var hi = (height - pad * 2) * p.impressions / max, hc = (height - pad * 2) * p.clicks / max;
+      bars.push(s("rect", { x: x.toFixed(1), y: (height - pad - hi).toFixed(1), width: Math.max(1, step * 0.45).toFixed(1), height: hi.toFixed(1), class: "bar-impressions" },
+        s("title", null, p.start.slice(0, 10) + ": " + p.impressions + " impressions")));
+      bars.push(s("rect", { x: (x + step * 0.5).toFixed(1), y: (height - pad - hc).toFixed(1), width: Math.max(1, step * 0.45).toFixed(1), height: hc.toFixed(1), class: "bar-clicks" },
+        s("title", null, p.start.slice(0, 10) + ": " + p.clicks + " clicks")));
+    });
+    var total = series.reduce(function (a, p) { return [a[0] + p.impressions, a[1] + p.clicks]; }, [0, 0]);
+    return h("figure", { class: "chart" },
+      s("svg", { viewBox: "0 0 " + width + " " + height, role: "img", "aria-labelledby": "chart-title chart-desc", width: "100%" },
+        s("title", { id: "chart-title" }, "Impressions and clicks per day, " + period),
+        s("desc", { id: "chart-desc" }, total[0] + " impressions and " + total[1] + " clicks over " + series.length + " days; the busiest day had " + max + " impressions."),
+        s("line", { x1: pad, y1: height - pad, x2: width - pad, y2: height - pad, class: "axis" }),
+        s("text", { x: pad, y: 14, class: "label" }, max + " impressions"),
+        bars),
+      h("figcaption", null, h("span", { class: "key key-impressions" }, "Impressions"), " ", h("span", { class: "key key-clicks" }, "Clicks"), " per day, " + period));
   }
 
   // --- routing -----------------------------------------------------------------------------------------------
