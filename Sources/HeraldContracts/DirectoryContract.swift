@@ -21,6 +21,35 @@ public enum DirectoryContract {
         "/internal/v1/users/\(userId.uuidString.lowercased())/sessions/\(sessionId.uuidString.lowercased())"
     }
 
+    /// A POST: the credential is a bearer secret (a provider's session token, a dashboard cookie's secret).
+    public static let delegatedSessionLookupPath = "/internal/v1/delegated-sessions/lookup"
+
+    /// A session that another credential stands for: a provider's session token (`provider-token`) or the
+    /// dashboard's cookie (`browser-cookie`).
+    public struct DelegatedSessionLookup: Codable, Sendable, Equatable {
+        public enum Kind: String, Codable, Sendable { case providerToken = "provider-token", browserCookie = "browser-cookie" }
+        public var kind: Kind
+        public var credential: String
+
+        public init(kind: Kind, credential: String) {
+            self.kind = kind
+            self.credential = credential
+        }
+    }
+
+    public struct DelegatedSessionBody: Codable, Sendable, Equatable {
+        public var userId: UUID
+        public var sessionId: UUID
+        /// The one organization the session acts in, if it is limited.
+        public var organizationId: UUID?
+
+        public init(userId: UUID, sessionId: UUID, organizationId: UUID?) {
+            self.userId = userId
+            self.sessionId = sessionId
+            self.organizationId = organizationId
+        }
+    }
+
     public struct RoleBody: Codable, Sendable, Equatable {
         public var role: Role
 

@@ -21,6 +21,7 @@ public final class UsersDirectoryClient: AccessDirectory {
         case role(Role?)
         case site(SiteRef?)
         case session(Bool)
+        case delegated(DirectoryContract.DelegatedSessionBody?)
     }
 
     public init(client: ServiceClient, ttl: Duration = .seconds(5)) {
@@ -64,6 +65,31 @@ public final class UsersDirectoryClient: AccessDirectory {
         return active
     }
 
+    public func externalSession(token: String) async throws -> ExternalSession? {
+        guard let found = try await delegatedSession(.providerToken, token), let organizationId = found.organizationId else { return nil }
+        return ExternalSession(userId: found.userId, sessionId: found.sessionId, organizationId: organizationId)
+    }
+
+    public func browserSession(secret: String) async throws -> BrowserSession? {
+        try await delegatedSession(.browserCookie, secret).map {
+            BrowserSession(userId: $0.userId, sessionId: $0.sessionId, organizationId: $0.organizationId)
+        }
+    }
+
+    /// Cached under the credential's hash, like site keys; a refusal (401) is not cached, its reason is passed on.
+    private func delegatedSession(
+        _ kind: DirectoryContract.DelegatedSessionLookup.Kind, _ credential: String
+    ) async throws
+        -> DirectoryContract.DelegatedSessionBody?
+    {
+        let cacheKey = "\(kind.rawValue):" + SecretToken.hash(credential).hexString
+        if case .delegated(let found)? = cached(cacheKey) { return found }
+        let body = try JSONEncoder().encode(DirectoryContract.DelegatedSessionLookup(kind: kind, credential: credential))
+        let found = try await fetch(DirectoryContract.delegatedSessionLookupPath, DirectoryContract.DelegatedSessionBody.self, post: body)
+        store(cacheKey, .delegated(found))
+        return found
+    }
+
     /// The decoded answer, nil for 404; anything else is the Users service failing.
     private func fetch<T: Decodable>(_ path: String, _ type: T.Type, post body: Data? = nil) async throws -> T? {
         let answer: (status: Int, body: Data)
@@ -80,6 +106,10 @@ public final class UsersDirectoryClient: AccessDirectory {
         switch answer.status {
         case 200: return try JSONDecoder().decode(T.self, from: answer.body)
         case 404: return nil
+        case 422 where path == DirectoryContract.delegatedSessionLookupPath:
+            // The Users service refused the credential itself (a provider token failing its checks): say why.
+            let detail = (try? JSONDecoder().decode(RefusalBody.self, from: answer.body))?.detail
+            throw HeraldError.unauthorized(detail ?? "The credential was refused.")
         default:
             throw HeraldError(
                 status: 503, slug: "dependency-unavailable", title: "Service unavailable",
@@ -87,6 +117,11 @@ public final class UsersDirectoryClient: AccessDirectory {
                 headers: [("Retry-After", "5")]
             )
         }
+    }
+
+    /// The detail of the Users service's refusal.
+    private struct RefusalBody: Decodable {
+        var detail: String?
     }
 
     private func cached(_ key: String) -> Answer? {

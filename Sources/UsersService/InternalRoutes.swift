@@ -39,6 +39,32 @@ extension UsersService {
             let active = try await directory.isSessionActive(sessionId, userId: userId)
             return JSONResponse(DirectoryContract.SessionBody(active: active), headers: [.cacheControl: "no-store"])
         }
+        // Provider session tokens and dashboard cookies are checked here, where the provider's keys are cached and
+        // the sessions live; a refused provider token is a 401 whose detail says why.
+        let delegating = access.directory
+        internalRoutes.post("delegated-sessions/lookup") { request, context -> JSONResponse<DirectoryContract.DelegatedSessionBody> in
+            try requireInternalCaller(request)
+            let body = try await BodyReader(request: request, context: context).decode(as: DirectoryContract.DelegatedSessionLookup.self)
+            guard body.credential.utf8.count <= 16_384 else { throw HeraldError.notFound("Session") }
+            let found: DirectoryContract.DelegatedSessionBody?
+            switch body.kind {
+            case .providerToken:
+                do {
+                    found = try await delegating.externalSession(token: body.credential).map {
+                        DirectoryContract.DelegatedSessionBody(userId: $0.userId, sessionId: $0.sessionId, organizationId: $0.organizationId)
+                    }
+                } catch let error as HeraldError where error.status == 401 {
+                    // The token's own refusal, told apart from a caller without the internal token (401).
+                    throw HeraldError(status: 422, slug: "credential-refused", title: "Unprocessable Content", detail: error.detail)
+                }
+            case .browserCookie:
+                found = try await delegating.browserSession(secret: body.credential).map {
+                    DirectoryContract.DelegatedSessionBody(userId: $0.userId, sessionId: $0.sessionId, organizationId: $0.organizationId)
+                }
+            }
+            guard let found else { throw HeraldError.notFound("Session") }
+            return JSONResponse(found, headers: [.cacheControl: "no-store"])
+        }
     }
 
     /// Another Herald service, presenting HERALD_INTERNAL_TOKEN; compared in constant time.

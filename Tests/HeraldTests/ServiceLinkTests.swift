@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HeraldApp
+import HeraldHTTP
 import HeraldServiceClient
 import Hummingbird
 import HummingbirdTesting
@@ -95,6 +96,21 @@ import Testing
                 // Secret keys are checked by the Users service too.
                 let viaKey = try await client.call(.get, "/sites/\(site.id)/notifications", token: site.secretKey)
                 #expect(viaKey.status == .ok, "\(viaKey.text)")
+                // So is the dashboard's cookie, with its CSRF rule applied where the request arrives.
+                let signIn = try await usersClient.call(
+                    .post, "/auth/browser-session", json: ["email": owner.email, "password": "a long passphrase"])
+                #expect(signIn.status == .created, "\(signIn.text)")
+                let cookie = try #require(signIn.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+                let csrf = try #require(signIn["csrfToken"])
+                let viaCookie = try await client.call(.get, "/sites/\(site.id)/notifications", headers: [.cookie: cookie])
+                #expect(viaCookie.status == .ok, "\(viaCookie.text)")
+                let forged = try await client.call(
+                    .post, "/sites/\(site.id)/notifications", raw: #"{"name":"Forged","type":"announcement"}"#, headers: [.cookie: cookie])
+                expectProblem(forged, .forbidden)
+                let made = try await client.call(
+                    .post, "/sites/\(site.id)/notifications", raw: #"{"name":"Real","type":"recent_activity"}"#,
+                    headers: [.cookie: cookie, .csrfToken: csrf])
+                #expect(made.status == .created, "\(made.text)")
             }
         }
 
