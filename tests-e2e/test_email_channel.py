@@ -233,6 +233,34 @@ def test_the_hourly_limit_defers_instead_of_dropping(smtp):
         server.stop()
 
 
+def test_many_recipients_get_one_delivery_each_from_one_activity(smtp, store):
+    """Fan-out writes deliveries in multi-row batches of 200: 450 recipients cross two batch boundaries, and a
+    redelivered activity adds nothing."""
+    server = start(smtp, store, HERALD_EMAIL_PER_SITE_PER_HOUR="1")
+    try:
+        w = world(server)
+        api(server, w, "PUT", f"/notifications/{w['n']['id']}/email", json={"enabled": True})
+        for i in range(450):
+            assert api(server, w, "POST", "/email/recipients", json={"email": f"fan{i}@example.com"}).status_code == 201
+        activity(server, w, firstName="Batch")
+
+        def all_deliveries():
+            items, cursor = [], None
+            while True:
+                r = api(server, w, "GET", "/email/deliveries", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+                assert r.status_code == 200, r.text
+                items += r.json()["items"]
+                cursor = r.json().get("nextCursor")
+                if not cursor:
+                    return items
+        found = wait_for(lambda: (lambda items: len(items) == 450 and items)(all_deliveries()), timeout=30, interval=0.5)
+        assert found, len(all_deliveries())
+        assert len({d["recipientId"] for d in found}) == 450
+        assert all(d["title"] == "New at Kite Shop" for d in found)
+    finally:
+        server.stop()
+
+
 def test_settings_are_checked_and_private(smtp):
     server = start(smtp)
     try:

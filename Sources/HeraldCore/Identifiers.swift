@@ -116,12 +116,16 @@ extension Date {
     /// The date moved into ``storableRange``.
     public var clampedToStorableRange: Date { min(max(self, Self.storableRange.lowerBound), Self.storableRange.upperBound) }
 
-    /// Milliseconds since 1970, as the widget and cursors use them.
+    /// Milliseconds since 1970, as the widget uses them.
     public var unixMilliseconds: Int64 { Int64((clampedToStorableRange.timeIntervalSince1970 * 1000).rounded()) }
+
+    /// Microseconds since 1970: the precision both stores keep, so a cursor names a stored time exactly.
+    public var unixMicroseconds: Int64 { Int64((clampedToStorableRange.timeIntervalSince1970 * 1_000_000).rounded()) }
 }
 
-/// A page cursor for lists ordered by a time and an id: `<milliseconds>_<uuid>`, so rows sharing a millisecond
-/// are never skipped.
+/// A page cursor for lists ordered by a time and an id: `<microseconds>_<uuid>`. Microseconds because that is the
+/// precision the stores keep: a cursor rounded to the millisecond would name a time after rows it has not shown yet,
+/// and the next page would repeat the last one.
 public struct TimeCursor: Sendable, Equatable {
     public var date: Date
     public var id: UUID
@@ -131,15 +135,16 @@ public struct TimeCursor: Sendable, Equatable {
         self.id = id
     }
 
-    public var text: String { "\(date.unixMilliseconds)_\(id.lowercased)" }
+    public var text: String { "\(date.unixMicroseconds)_\(id.lowercased)" }
 
     public init?(_ text: String) {
         let parts = text.split(separator: "_", maxSplits: 1)
-        // Any millisecond of the last storable second is accepted (the documented bound is 253402300799999).
-        guard parts.count == 2, let millis = Int64(parts[0]), (0...Date.storableRange.upperBound.unixMilliseconds + 999).contains(millis),
+        // Any microsecond of the last storable second is accepted (the documented bound is 253402300799999999).
+        guard parts.count == 2, let micros = Int64(parts[0]),
+            (0...Date.storableRange.upperBound.unixMicroseconds + 999_999).contains(micros),
             let id = UUID(text: String(parts[1]))
         else { return nil }
-        self.date = Date(timeIntervalSince1970: Double(millis) / 1000).clampedToStorableRange
+        self.date = Date(timeIntervalSince1970: Double(micros) / 1_000_000).clampedToStorableRange
         self.id = id
     }
 }

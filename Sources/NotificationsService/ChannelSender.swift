@@ -200,25 +200,28 @@ struct ChannelFanout: Sendable {
             imageUrl: activity.imageUrl, rating: activity.rating, occurredAt: activity.occurredAt, provenance: activity.provenance
         )
         let values = FeedBuilder.values(for: record, site: site)
-        var queued = 0
+        var batches = [[ChannelDelivery]](repeating: [], count: enabled.count)
         for notification in try await notifications.published(siteId: activity.siteId, in: tx) where notification.type == .recentActivity {
             let content = notification.content.completed(for: notification.type)
             guard content.activityTypes?.contains(activity.type) ?? true else { continue }
             let templates = try await FeedBuilder().resolveTemplates(notification, in: tx)
             let body = Self.plainText(templates.main.render(values).runs)
-            for (channel, titles, targets) in enabled {
+            for (index, (_, titles, targets)) in enabled.enumerated() {
                 guard let source = titles[notification.id] else { continue }
                 let title = String(Self.plainText(((try? MessageTemplate(source)) ?? templates.main).render(values).runs).prefix(300))
                 guard !body.isEmpty, !title.isEmpty else { continue }
-                for targetId in targets {
-                    let delivery = ChannelDelivery(
+                let url = activity.productUrl.flatMap(WebURL.validated)
+                batches[index] += targets.map { targetId in
+                    ChannelDelivery(
                         id: UUID.v7(), siteId: activity.siteId, notificationId: notification.id, activityId: activity.activityId,
-                        targetId: targetId, title: title, body: body, url: activity.productUrl.flatMap(WebURL.validated), status: "pending",
-                        attempts: 0, createdAt: now
+                        targetId: targetId, title: title, body: body, url: url, status: "pending", attempts: 0, createdAt: now
                     )
-                    if try await channel.deliveries.insert(delivery, organizationId: organizationId, in: tx) { queued += 1 }
                 }
             }
+        }
+        var queued = 0
+        for (index, batch) in batches.enumerated() where !batch.isEmpty {
+            queued += try await enabled[index].channel.deliveries.insert(batch, organizationId: organizationId, in: tx)
         }
         return queued
     }
