@@ -13,4 +13,9 @@ enum UsersTables {
     static let siteDirectory = Table("users", "site_directory")
     static let auditLogs = Table("users", "audit_logs")
     static let auditChains = Table("users", "audit_chains")
+    static let scimTokens = Table("users", "scim_tokens")
+    static let scimTokenDirectory = Table("users", "scim_token_directory")
+    static let scimUsers = Table("users", "scim_users")
+    static let scimGroups = Table("users", "scim_groups")
+    static let scimGroupMembers = Table("users", "scim_group_members")
 }
