@@ -31,6 +31,8 @@ public struct UsersService: HeraldModule {
     let sessions: SessionStore
     let organizations: OrganizationStore
     let invitations: InvitationStore
+    let scim: SCIMStore
+    let rateLimiter: any RateLimiter
     let sites = SiteStore()
     let audit = AuditLogStore()
 
@@ -58,11 +60,13 @@ public struct UsersService: HeraldModule {
         self.cipher = cipher
         self.policy = policy
         self.throttle = LoginThrottle(limiter: rateLimiter)
+        self.rateLimiter = rateLimiter
         self.logger = logger
         self.accounts = AccountStore(cipher: cipher)
         self.sessions = SessionStore(policy: policy)
         self.organizations = OrganizationStore(cipher: cipher)
         self.invitations = InvitationStore(cipher: cipher)
+        self.scim = SCIMStore(cipher: cipher)
         self.access = AccessControl(directory: UsersDirectory(database: database, sessions: SessionStore(policy: policy)))
     }
 
@@ -84,6 +88,8 @@ public struct UsersService: HeraldModule {
         addOrganizationRoutes(to: router)
         addSiteRoutes(to: router)
         addInternalRoutes(to: router)
+        addSCIMTokenRoutes(to: router)
+        addSCIMRoutes(to: router)
         router.get(".well-known/jwks.json") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -188,6 +194,7 @@ extension UsersService {
         migrations: [
             UsersMigrations.v1,
             UsersMigrations.v2,
+            UsersMigrations.v4,
         ]
     )
 }
