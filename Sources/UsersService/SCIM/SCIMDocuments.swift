@@ -9,7 +9,7 @@ import Hummingbird
 enum SCIMError {
     static func make(_ status: Int, _ scimType: String?, _ detail: String, headers: [(String, String)] = []) -> HeraldError {
         HeraldError(
-            status: status, slug: scimType.map { "scim-\($0)" } ?? "scim-error", title: "SCIM error", detail: detail, headers: headers)
+            status: status, slug: scimType.map { "scim-\($0)" } ?? "scim", title: "SCIM error", detail: detail, headers: headers)
     }
     static func invalidFilter(_ detail: String) -> HeraldError { make(400, "invalidFilter", detail) }
     static func invalidValue(_ detail: String) -> HeraldError { make(400, "invalidValue", detail) }
@@ -90,7 +90,9 @@ enum SCIMResponse {
     /// `If-Match` (RFC 7644 §3.14): a list of ETags or `*`; a mismatch is 412.
     static func checkIfMatch(_ request: Request, version: Int64) throws {
         guard let header = request.headers[.ifMatch] else { return }
-        let tags = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let tags = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        // An empty header names no version: as if it were absent.
+        if tags.isEmpty { return }
         let current = etag(version)
         let strong = "\"\(version)\""
         if tags.contains("*") || tags.contains(current) || tags.contains(strong) { return }
@@ -138,7 +140,12 @@ struct SCIMProjection: Sendable {
     static func strip(_ name: String, schema: String) -> String {
         let lower = name.lowercased()
         let prefix = schema.lowercased() + ":"
-        return (lower.hasPrefix(prefix) ? String(lower.dropFirst(prefix.count)) : lower)
+        if lower.hasPrefix(prefix) { return String(lower.dropFirst(prefix.count)) }
+        // Another resource's core schema (a search over users and groups names either).
+        for other in [SCIMSchema.user, SCIMSchema.group] where lower.hasPrefix(other.lowercased() + ":") {
+            return String(lower.dropFirst(other.count + 1))
+        }
+        return lower
     }
 
     func apply(_ resource: [String: JSONValue]) -> [String: JSONValue] {

@@ -168,13 +168,70 @@ extension UsersService {
         return SCIMResponse.make(document)
     }
 
-    /// Searching several resource types at once is not offered (RFC 7644 §3.4.3 makes it optional).
+    /// Searches users and groups at once (RFC 7644 §3.4.3): users first, then groups, one page over both.
     @Sendable func scimRootSearch(_ request: Request, context: HeraldRequestContext) async throws -> Response {
-        _ = try await scimCaller(request)
-        throw SCIMError.make(501, nil, "Search one resource type at a time: POST /scim/v2/Users/.search or /scim/v2/Groups/.search.")
+        let caller = try await scimCaller(request)
+        let search = try await SCIMSearch(request: request, schema: SCIMSchema.user)
+        var userLookup: SCIMStore.UserLookup? = .all
+        var groupLookup: SCIMStore.GroupLookup? = .all
+        if let filter = search.filter, !filter.isEmpty {
+            let parsed = try SCIMFilter.parse(filter, schema: SCIMSchema.user)
+            userLookup = try? userLookupFor(parsed)
+            groupLookup = try? groupLookupFor(parsed)
+            if userLookup == nil && groupLookup == nil {
+                throw SCIMError.invalidFilter("Filter by userName, emails.value, displayName, externalId or id with eq.")
+            }
+        }
+        let page = search.page
+        let result = try await database.transaction(caller.scope) { tx -> (Int, [[String: JSONValue]]) in
+            var documents: [[String: JSONValue]] = []
+            var total = 0
+            if let userLookup {
+                let (count, users) = try await scim.users(
+                    organizationId: caller.organizationId, lookup: userLookup, offset: page.offset, limit: page.count, in: tx)
+                total += count
+                for user in users {
+                    let groups = try await scim.groups(ofUser: user.userId, organizationId: caller.organizationId, in: tx)
+                    documents.append(search.projection.apply(userDocument(user, groups: groups)))
+                }
+            }
+            if let groupLookup {
+                let usersBefore = total
+                let offset = max(0, page.offset - usersBefore)
+                let (count, groups) = try await scim.groups(
+                    organizationId: caller.organizationId, lookup: groupLookup, offset: offset, limit: page.count - documents.count, in: tx)
+                total += count
+                for group in groups {
+                    let members = try await scim.members(ofGroup: group.id, organizationId: caller.organizationId, in: tx)
+                    documents.append(search.projection.apply(groupDocument(group, members: members)))
+                }
+            }
+            return (total, documents)
+        }
+        return SCIMResponse.list(result.1, total: result.0, startIndex: page.startIndex)
     }
 
     // MARK: Users
+
+    func userLookupFor(_ filter: SCIMFilter) throws -> SCIMStore.UserLookup {
+        switch filter.attribute {
+        case "username": return .userName(filter.value)
+        case "externalid": return .externalId(filter.value)
+        case "emails.value": return .email(filter.value)
+        // An id that is not a UUID names no user.
+        case "id": return .id(UUID(text: filter.value) ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)))
+        default: throw SCIMError.invalidFilter("Users can be filtered by userName, externalId, emails.value or id with eq.")
+        }
+    }
+
+    func groupLookupFor(_ filter: SCIMFilter) throws -> SCIMStore.GroupLookup {
+        switch filter.attribute {
+        case "displayname": return .displayName(filter.value)
+        case "externalid": return .externalId(filter.value)
+        case "id": return .id(UUID(text: filter.value) ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)))
+        default: throw SCIMError.invalidFilter("Groups can be filtered by displayName, externalId or id with eq.")
+        }
+    }
 
     func userLocation(_ id: UUID) -> String { scimBase + "/Users/" + id.lowercased }
     func groupLocation(_ id: UUID) -> String { scimBase + "/Groups/" + id.lowercased }
@@ -261,19 +318,7 @@ extension UsersService {
 
     func listUsers(_ caller: SCIMCaller, filter: String?, page: SCIMPage, projection: SCIMProjection) async throws -> Response {
         var lookup = SCIMStore.UserLookup.all
-        if let filter, !filter.isEmpty {
-            let parsed = try SCIMFilter.parse(filter, schema: SCIMSchema.user)
-            switch parsed.attribute {
-            case "username": lookup = .userName(parsed.value)
-            case "externalid": lookup = .externalId(parsed.value)
-            case "emails.value": lookup = .email(parsed.value)
-            case "id":
-                guard let id = UUID(text: parsed.value) else { return SCIMResponse.list([], total: 0, startIndex: page.startIndex) }
-                lookup = .id(id)
-            default:
-                throw SCIMError.invalidFilter("Users can be filtered by userName, externalId, emails.value or id with eq.")
-            }
-        }
+        if let filter, !filter.isEmpty { lookup = try userLookupFor(try SCIMFilter.parse(filter, schema: SCIMSchema.user)) }
         let documents = try await database.transaction(caller.scope) { tx -> (Int, [[String: JSONValue]]) in
             let (total, users) = try await scim.users(
                 organizationId: caller.organizationId, lookup: lookup, offset: page.offset, limit: page.count, in: tx)
@@ -369,8 +414,9 @@ extension UsersService {
         let meta = RequestMeta(request: request, context: context)
         return try await write(caller.scope) { tx in
             var record = try await loadUser(id, caller, in: tx)
-            try SCIMResponse.checkIfMatch(request, version: record.version)
+            // A request that is wrong whatever the version is a 400, before If-Match is compared.
             let (attributes, email, name) = try validatedUser(try change(record.attributes))
+            try SCIMResponse.checkIfMatch(request, version: record.version)
             guard attributes != record.attributes else { return try await userResponse(record, in: tx) }
             let changed = Set(attributes.keys).union(record.attributes.keys).filter { attributes[$0] != record.attributes[$0] }.sorted()
             let wasActive = record.active
@@ -582,17 +628,7 @@ extension UsersService {
 
     func listGroups(_ caller: SCIMCaller, filter: String?, page: SCIMPage, projection: SCIMProjection) async throws -> Response {
         var lookup = SCIMStore.GroupLookup.all
-        if let filter, !filter.isEmpty {
-            let parsed = try SCIMFilter.parse(filter, schema: SCIMSchema.group)
-            switch parsed.attribute {
-            case "displayname": lookup = .displayName(parsed.value)
-            case "externalid": lookup = .externalId(parsed.value)
-            case "id":
-                guard let id = UUID(text: parsed.value) else { return SCIMResponse.list([], total: 0, startIndex: page.startIndex) }
-                lookup = .id(id)
-            default: throw SCIMError.invalidFilter("Groups can be filtered by displayName, externalId or id with eq.")
-            }
-        }
+        if let filter, !filter.isEmpty { lookup = try groupLookupFor(try SCIMFilter.parse(filter, schema: SCIMSchema.group)) }
         // Okta asks for groups without their members (excludedAttributes=members): skip reading them then.
         let withMembers = !(projection.excluded?.contains("members") ?? false)
         let documents = try await database.transaction(caller.scope) { tx -> (Int, [[String: JSONValue]]) in
@@ -670,10 +706,10 @@ extension UsersService {
         let meta = RequestMeta(request: request, context: context)
         return try await write(caller.scope) { tx in
             var group = try await loadGroup(id, caller, in: tx)
-            try SCIMResponse.checkIfMatch(request, version: group.version)
             let before = try await scim.members(ofGroup: id, organizationId: caller.organizationId, in: tx)
             let current = groupDocument(group, members: before).filter { ["displayName", "externalId", "members"].contains($0.key) }
             let (displayName, externalId, members) = try await validatedGroup(try change(current), caller: caller, in: tx)
+            try SCIMResponse.checkIfMatch(request, version: group.version)
             let role = Self.role(forGroupName: displayName)
             let added = Set(members).subtracting(before)
             let removed = Set(before).subtracting(members)
