@@ -278,3 +278,63 @@ struct SCIMTests {
         }
     }
 }
+
+extension SCIMTests {
+    @Test(arguments: TestStore.available)
+    func identityProviderDialects(store: TestStore) async throws {
+        try await withApp(store) { client, _ in
+            let org = try await Self.organization(client)
+            let user = try await Self.createUser(client, org, userName: "entra@example.com")
+            let id = try #require(user["id"])
+            // Entra ID: capitalised ops, attributes Herald does not keep, the enterprise extension, work email by filter.
+            let entra: [String: Any] = [
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    ["op": "Replace", "path": "title", "value": "Engineer"],
+                    ["op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "R&D"],
+                    ["op": "Replace", "path": "emails[type eq \"work\"].value", "value": "entra@example.com"],
+                    ["op": "Replace", "path": "name.familyName", "value": "Hopper"],
+                ],
+            ]
+            let patched = try await client.call(.patch, "/scim/v2/Users/\(id)", json: entra, token: org.scimToken)
+            #expect(patched.status == .ok, "\(patched.text)")
+            #expect(patched.json["title"] == nil)
+            #expect((patched.json["name"] as? [String: Any])?["familyName"] as? String == "Hopper")
+            // An attribute no schema defines is an invalidPath.
+            let unknown: [String: Any] = [
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [["op": "add", "path": "favouriteColour", "value": "x"]],
+            ]
+            Self.expectSCIMError(
+                try await client.call(.patch, "/scim/v2/Users/\(id)", json: unknown, token: org.scimToken), .badRequest, scimType: "invalidPath")
+            // A body naming another resource's schema is invalidSyntax.
+            let wrong = try await client.call(
+                .post, "/scim/v2/Users", json: ["schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "x@example.com"],
+                token: org.scimToken)
+            Self.expectSCIMError(wrong, .badRequest, scimType: "invalidSyntax")
+
+            // Okta: a group renamed with its id in the value, members added by value.
+            let group = try await client.call(.post, "/scim/v2/Groups", json: ["displayName": "Engineering"], token: org.scimToken)
+            let groupId = try #require(group["id"])
+            let okta: [String: Any] = [
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    ["op": "replace", "value": ["id": groupId, "displayName": "Engineering Members"]],
+                    ["op": "add", "path": "members", "value": [["value": id, "display": "entra@example.com"]]],
+                ],
+            ]
+            let renamed = try await client.call(.patch, "/scim/v2/Groups/\(groupId)", json: okta, token: org.scimToken)
+            #expect(renamed.status == .ok, "\(renamed.text)")
+            #expect(renamed["displayName"] == "Engineering Members")
+            let members = try await client.call(.get, "/organizations/\(org.id)/members", token: org.ownerToken)
+            #expect(members.items.first { $0["userId"] as? String == id }?["role"] as? String == "member")
+            // Entra removes members with a value list.
+            let entraRemove: [String: Any] = [
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [["op": "Remove", "path": "members", "value": [["value": id]]]],
+            ]
+            let removed = try await client.call(.patch, "/scim/v2/Groups/\(groupId)", json: entraRemove, token: org.scimToken)
+            #expect(removed.status == .ok, "\(removed.text)")
+            #expect(removed.json["members"] == nil)
+        }
+    }
+}

@@ -43,6 +43,16 @@ struct SCIMResourceSchema: Sendable {
     var description: String
     var attributes: [SCIMAttribute]
 
+    /// Attributes RFC 7643 defines for this resource that Herald does not keep: a PUT or PATCH naming them is
+    /// accepted and they are ignored, so identity providers' default mappings (title, phoneNumbers, …) work.
+    var ignored: Set<String> {
+        guard id == SCIMSchema.user else { return [] }
+        return [
+            "nickname", "profileurl", "title", "usertype", "preferredlanguage", "locale", "timezone", "password", "phonenumbers", "ims",
+            "photos", "addresses", "entitlements", "roles", "x509certificates",
+        ]
+    }
+
     func attribute(_ name: String) -> SCIMAttribute? {
         if name.lowercased() == "externalid" { return Self.externalId }
         return attributes.first { $0.name.lowercased() == name.lowercased() }
@@ -183,6 +193,17 @@ enum SCIMSanitizer {
             }
             return result.isEmpty ? nil : .object(result)
         default: return try text(raw, path).map(JSONValue.string)
+        }
+    }
+
+    /// A POST or PUT body's `schemas`, when sent, must name the resource's schema (RFC 7643 §3).
+    static func checkSchemas(_ body: [String: JSONValue], schema: SCIMResourceSchema) throws {
+        guard let value = body.first(where: { $0.key.lowercased() == "schemas" })?.value, value != .null else { return }
+        guard case .array(let items) = value, items.allSatisfy({ $0.stringValue != nil }) else {
+            throw SCIMError.invalidSyntax("schemas must be a list of schema URNs.")
+        }
+        guard items.contains(where: { $0.stringValue?.lowercased() == schema.id.lowercased() }) else {
+            throw SCIMError.invalidSyntax("schemas must include \(schema.id).")
         }
     }
 

@@ -51,7 +51,9 @@ struct SCIMPatch: Sendable {
                 guard case .object(let object)? = operation.value else {
                     throw SCIMError.invalidValue("An operation without a path needs an object value.")
                 }
-                for (key, value) in object {
+                // Okta renames a group with {"op":"replace","value":{"id":"…","displayName":"…"}}: the resource's
+                // own id, schemas and meta in a value without a path are not changes.
+                for (key, value) in object where !["id", "schemas", "meta"].contains(key.lowercased()) {
                     try Self.apply(operation.op, path: key, value: value, to: &document, schema: schema)
                 }
             }
@@ -104,8 +106,9 @@ struct SCIMPatch: Sendable {
             if ["id", "meta", "schemas"].contains(head.lowercased()) {
                 throw SCIMError.mutability("\(head) cannot be changed.")
             }
-            // An attribute Herald does not keep (title, phoneNumbers, …): ignored like in a PUT.
-            return nil
+            // An attribute of the schema Herald does not keep (title, phoneNumbers, …): ignored like in a PUT.
+            if schema.ignored.contains(head.lowercased()) { return nil }
+            throw SCIMError.invalidPath("\(schema.name) has no attribute \(head).")
         }
         if attribute.isReadOnly { throw SCIMError.mutability("\(attribute.name) is read-only.") }
         if filter != nil && !attribute.multiValued { throw SCIMError.invalidPath("\(attribute.name) is not multi-valued.") }

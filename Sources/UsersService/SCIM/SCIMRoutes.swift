@@ -352,6 +352,7 @@ extension UsersService {
     @Sendable func scimCreateUser(_ request: Request, context: HeraldRequestContext) async throws -> Response {
         let caller = try await scimCaller(request)
         let body = try await SCIMResponse.body(request)
+        try SCIMSanitizer.checkSchemas(body, schema: .user)
         let (attributes, email, name) = try validatedUser(try SCIMSanitizer.attributes(body, schema: .user))
         let now = Date()
         let meta = RequestMeta(request: request, context: context)
@@ -389,6 +390,7 @@ extension UsersService {
         let caller = try await scimCaller(request)
         let id = try scimUserId(context)
         let body = try await SCIMResponse.body(request)
+        try SCIMSanitizer.checkSchemas(body, schema: .user)
         let attributes = try SCIMSanitizer.attributes(body, schema: .user)
         return try await updateUser(id, caller: caller, request: request, context: context, action: "replaced") { _ in attributes }
     }
@@ -661,7 +663,9 @@ extension UsersService {
 
     @Sendable func scimCreateGroup(_ request: Request, context: HeraldRequestContext) async throws -> Response {
         let caller = try await scimCaller(request)
-        let attributes = try SCIMSanitizer.attributes(try await SCIMResponse.body(request), schema: .group)
+        let body = try await SCIMResponse.body(request)
+        try SCIMSanitizer.checkSchemas(body, schema: .group)
+        let attributes = try SCIMSanitizer.attributes(body, schema: .group)
         let now = Date()
         let meta = RequestMeta(request: request, context: context)
         return try await write(caller.scope) { tx in
@@ -683,7 +687,9 @@ extension UsersService {
     @Sendable func scimReplaceGroup(_ request: Request, context: HeraldRequestContext) async throws -> Response {
         let caller = try await scimCaller(request)
         let id = try scimGroupId(context)
-        let attributes = try SCIMSanitizer.attributes(try await SCIMResponse.body(request), schema: .group)
+        let body = try await SCIMResponse.body(request)
+        try SCIMSanitizer.checkSchemas(body, schema: .group)
+        let attributes = try SCIMSanitizer.attributes(body, schema: .group)
         return try await updateGroup(id, caller: caller, request: request, context: context, action: "replaced") { _ in attributes }
     }
 
