@@ -300,6 +300,9 @@ public enum SCIMErrorDocument {
         } else if status == 422 {
             status = 400
             scimType = "invalidValue"
+        } else if status == 409 {
+            // A conflict in SCIM is a value already in use (RFC 7644 §3.12).
+            scimType = "uniqueness"
         }
         struct Body: Encodable {
             var schemas: [String]

@@ -71,6 +71,9 @@ struct SCIMTests {
             #expect(etag.hasPrefix("W/\""))
             #expect(meta["version"] as? String == etag)
 
+            // A new account has no password: it signs in through single sign-on only.
+            let login = try await client.call(.post, "/auth/login", json: ["email": "ada@example.com", "password": "!scim-provisioned"])
+            expectProblem(login, .unauthorized)
             // Uniqueness: the same userName (case-insensitive) is a 409 uniqueness.
             Self.expectSCIMError(try await Self.createUser(client, org, userName: "ADA@example.com"), .conflict, scimType: "uniqueness")
             // The user is a member of the organization, as a viewer.
