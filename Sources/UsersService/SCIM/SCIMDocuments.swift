@@ -251,7 +251,7 @@ struct SCIMPage: Sendable {
 
     init(startIndex: String?, count: String?) throws {
         func integer(_ text: String?, _ name: String) throws -> Int? {
-            guard let text, !text.isEmpty else { return nil }
+            guard let text else { return nil }
             guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
                 throw SCIMError.invalidValue("\(name) must be an integer.")
             }
