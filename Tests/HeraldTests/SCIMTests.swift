@@ -341,3 +341,29 @@ extension SCIMTests {
         }
     }
 }
+
+extension SCIMTests {
+    @Test(arguments: TestStore.available)
+    func provisionedPersonalDataIsEncryptedAtRest(store: TestStore) async throws {
+        let marker = UUID().uuidString.lowercased().prefix(8)
+        let email = "provisioned-\(marker)@example.org"
+        let userName = "login-\(marker)@corp.example.org"
+        let externalId = "okta-ext-\(marker)"
+        let family = "Quxworth\(marker)"
+        try await withApp(store) { client, environment in
+            let org = try await Self.organization(client)
+            let created = try await Self.createUser(
+                client, org, userName: userName, email: email,
+                extra: ["externalId": externalId, "name": ["givenName": "Zebediah", "familyName": family], "displayName": "Zeb \(family)"])
+            #expect(created.status == .created, "\(created.text)")
+            let found = try await client.call(
+                .get, "/scim/v2/Users?filter=externalId%20eq%20%22\(externalId)%22", token: org.scimToken)
+            #expect(found.json["totalResults"] as? Int == 1)
+            let everything = try await StoredBytes.dump(environment)
+            #expect(everything.count > 1000)
+            for secret in [email, userName, externalId, family, org.scimToken] {
+                #expect(!everything.contains(secret), "\(secret) is stored in clear")
+            }
+        }
+    }
+}
