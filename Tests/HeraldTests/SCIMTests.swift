@@ -190,6 +190,21 @@ struct SCIMTests {
             // Still listed by SCIM (inactive), no longer a member.
             let members = try await client.call(.get, "/organizations/\(org.id)/members", token: org.ownerToken)
             #expect(!members.items.contains { $0["userId"] as? String == person.userId })
+            // An owner is not removed by provisioning: an admin's token is no way around the role matrix.
+            let ownerId = try #require(
+                (try await client.call(.get, "/organizations/\(org.id)/members", token: org.ownerToken)).items.first {
+                    $0["role"] as? String == "owner"
+                }?["userId"] as? String)
+            let ownerEmail = try #require(
+                (try await client.call(.get, "/users/me", token: org.ownerToken))["email"])
+            let adopted = try await Self.createUser(client, org, userName: ownerEmail)
+            #expect(adopted["id"] == ownerId)
+            Self.expectSCIMError(
+                try await client.call(.patch, "/scim/v2/Users/\(ownerId)", json: deactivate, token: org.scimToken), .badRequest,
+                scimType: "mutability")
+            Self.expectSCIMError(
+                try await client.call(.delete, "/scim/v2/Users/\(ownerId)", token: org.scimToken), .badRequest, scimType: "mutability")
+            #expect(try await client.call(.get, "/users/me", token: org.ownerToken).status == .ok)
             // Reactivated: a member again.
             let reactivate: [String: Any] = [
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],

@@ -506,8 +506,10 @@ extension UsersService {
             return
         }
         guard let current else { return }
-        if current == .owner, try await organizations.ownerCount(of: organizationId, in: tx) <= 1 {
-            throw SCIMError.mutability("This user is the organization's last owner; make someone else an owner in Herald first.")
+        // Removing an owner needs an owner in Herald (the permission matrix); a token, which an admin may create,
+        // must not be a way around it.
+        if current == .owner {
+            throw SCIMError.mutability("This user is an owner of the organization; owners are removed in Herald, by an owner.")
         }
         try await organizations.removeMember(record.userId, from: organizationId, in: tx)
         // The user's other memberships are visible in the user's scope (row-level security in PostgreSQL).
