@@ -427,9 +427,11 @@ extension UsersService {
             record.version += 1
             record.updatedAt = now
             try await scim.updateUser(record, email: email, in: tx)
-            // The identity provider owns the profile of accounts it created; an existing account keeps its own.
+            // The identity provider owns the profile of accounts provisioning created, as long as no other
+            // organization shares them; an existing account keeps its own.
             if var account = try await accounts.find(id: id, in: tx), account.passwordHash == provisionedPasswordHash,
-                account.email != email || account.name != name
+                account.email != email || account.name != name,
+                try await otherOrganizations(of: id, caller: caller, in: tx).isEmpty
             {
                 account.email = email
                 account.name = name
@@ -512,10 +514,7 @@ extension UsersService {
             throw SCIMError.mutability("This user is an owner of the organization; owners are removed in Herald, by an owner.")
         }
         try await organizations.removeMember(record.userId, from: organizationId, in: tx)
-        // The user's other memberships are visible in the user's scope (row-level security in PostgreSQL).
-        try await tx.setTenant(.organization(organizationId, user: record.userId))
-        let remaining = try await organizations.list(forUser: record.userId, in: tx)
-        try await tx.setTenant(caller.scope)
+        let remaining = try await otherOrganizations(of: record.userId, caller: caller, in: tx)
         let account = try await accounts.find(id: record.userId, in: tx)
         let endSessions = remaining.isEmpty || account?.passwordHash == provisionedPasswordHash
         if endSessions {
@@ -530,6 +529,15 @@ extension UsersService {
                 meta: meta),
             now: now, in: tx)
         try await Outbox.append(MemberRemoved(organizationId: organizationId, userId: record.userId), organizationId: organizationId, in: tx)
+    }
+
+    /// The organizations other than the caller's that a user belongs to.
+    func otherOrganizations(of userId: UUID, caller: SCIMCaller, in tx: any SQLExecutor) async throws -> [UUID] {
+        // The user's memberships are visible in the user's scope (row-level security in PostgreSQL).
+        try await tx.setTenant(.organization(caller.organizationId, user: userId))
+        let all = try await organizations.list(forUser: userId, in: tx)
+        try await tx.setTenant(caller.scope)
+        return all.map(\.0.id).filter { $0 != caller.organizationId }
     }
 
     /// The role a provisioned user's groups grant: the highest among them, viewer when none names a role.
