@@ -48,7 +48,7 @@ public struct MemberJoined: DomainEvent {
     public var organizationId: UUID
     public var userId: UUID
     public var role: Role
-    /// How the member joined: `created-organization` or `invitation`.
+    /// How the member joined: `created-organization`, `invitation` or `scim` (provisioning).
     public var via: String
 
     public init(organizationId: UUID, userId: UUID, role: Role, via: String) {
