@@ -125,6 +125,21 @@ struct SCIMTests {
             #expect((patched.json["name"] as? [String: Any])?["givenName"] as? String == "Augusta")
             #expect((patched.json["emails"] as? [[String: Any]])?.count == 2)
             #expect(patched["displayName"] == "Ada L.")
+            // A value made primary makes the others not primary (RFC 7644 §3.5.2).
+            let primary: [String: Any] = [
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [["op": "replace", "path": "emails[type eq \"home\"].primary", "value": true]],
+            ]
+            let switched = try await client.call(.patch, "/scim/v2/Users/\(id)", json: primary, token: org.scimToken)
+            let primaries = ((switched.json["emails"] as? [[String: Any]]) ?? []).filter { $0["primary"] as? Bool == true }
+            #expect(primaries.map { $0["value"] as? String } == ["ada@home.example.com"], "\(switched.text)")
+            let back: [String: Any] = [
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [["op": "replace", "path": "emails[type eq \"work\"].primary", "value": true]],
+            ]
+            let restored = try await client.call(.patch, "/scim/v2/Users/\(id)", json: back, token: org.scimToken)
+            let workPrimary = ((restored.json["emails"] as? [[String: Any]]) ?? []).filter { $0["primary"] as? Bool == true }
+            #expect(workPrimary.map { $0["value"] as? String } == ["ada@example.com"], "\(restored.text)")
             #expect(patched.headers[.eTag] != etag)
             // The old ETag no longer matches: 412.
             Self.expectSCIMError(

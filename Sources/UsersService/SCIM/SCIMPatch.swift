@@ -149,6 +149,26 @@ struct SCIMPatch: Sendable {
     {
         guard let path = try parse(raw, schema: schema) else { return }
         let name = path.attribute.name
+        let before = document[name]
+        try change(op, path: path, raw: raw, value: value, in: &document)
+        // RFC 7644 §3.5.2: a value made primary makes every other value of the attribute not primary.
+        if path.attribute.multiValued, path.attribute.subAttribute("primary") != nil, case .array(var items)? = document[name] {
+            let wasPrimary: [JSONValue] = {
+                guard case .array(let old)? = before else { return [] }
+                return old.filter { $0.objectValue?["primary"] == .bool(true) }
+            }()
+            let newlyPrimary = items.indices.filter { items[$0].objectValue?["primary"] == .bool(true) && !wasPrimary.contains(items[$0]) }
+            if let chosen = newlyPrimary.first {
+                for index in items.indices where index != chosen && items[index].objectValue?["primary"] == .bool(true) {
+                    items[index] = set(items[index], "primary", .bool(false))
+                }
+                document[name] = .array(items)
+            }
+        }
+    }
+
+    static func change(_ op: String, path: Path, raw: String, value: JSONValue?, in document: inout [String: JSONValue]) throws {
+        let name = path.attribute.name
         if op != "remove" && value == nil { throw SCIMError.invalidValue("The \(op) operation on \(raw) needs a value.") }
         let newValue = value ?? .null
 
