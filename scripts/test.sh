@@ -59,7 +59,7 @@ fi
 PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 
 PY=python3
-if ! $PY -c 'import schemathesis, openapi_spec_validator, selenium, rjsmin, standardwebhooks, scipy, aiosmtpd, boto3, moto.server, opentelemetry.proto, cryptography, axe_selenium_python' 2>/dev/null; then
+if ! $PY -c 'import schemathesis, openapi_spec_validator, selenium, rjsmin, standardwebhooks, scipy, aiosmtpd, boto3, moto.server, opentelemetry.proto, cryptography, axe_selenium_python, scim2_tester, httpx2' 2>/dev/null; then
   log "installing Python test tools from PyPI"
   $PY -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi

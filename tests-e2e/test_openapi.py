@@ -110,6 +110,20 @@ def build_world(herald):
     assert wait_for(lambda: call("GET", f"/sites/{sid}/analytics/exports/{export['id']}", 200)["status"] == "succeeded", timeout=30)
     messages = wait_for(lambda: call("GET", f"/sites/{sid}/webhooks/{endpoint['id']}/deliveries", 200)["items"])
     assert messages, "the activity never produced an outbound delivery"
+    # SCIM: a token (and a spare to delete), provisioned users and groups (and spares to delete).
+    scim_token = call("POST", f"/organizations/{org['id']}/scim-tokens", 201, json={"name": "Fuzz IdP"})
+    spare_scim_token = call("POST", f"/organizations/{org['id']}/scim-tokens", 201, json={"name": "Spare IdP"})
+    scim_auth = {"Authorization": f"Bearer {scim_token['token']}", "Content-Type": "application/scim+json"}
+
+    def scim_create(path, body):
+        r = requests.post(herald.url("/scim/v2" + path), data=json.dumps(body), headers=scim_auth, timeout=10)
+        assert r.status_code == 201, (path, r.status_code, r.text)
+        return r.json()
+
+    scim_user = scim_create("/Users", {"userName": "provisioned@example.com", "emails": [{"value": "provisioned@example.com"}]})
+    spare_scim_user = scim_create("/Users", {"userName": "spare-provisioned@example.com"})
+    scim_group = scim_create("/Groups", {"displayName": "Fuzz Viewers", "members": [{"value": scim_user["id"]}]})
+    spare_scim_group = scim_create("/Groups", {"displayName": "Spare Group"})
     spare_session_token = login()["accessToken"]
     sessions = call("GET", "/users/me/sessions", 200)["items"]
     current = {s["id"] for s in sessions if s.get("current")}
@@ -129,6 +143,10 @@ def build_world(herald):
         "FUZZ_ENDPOINT_ID": endpoint["id"], "FUZZ_SPARE_ENDPOINT_ID": spare_endpoint["id"],
         "FUZZ_MESSAGE_ID": messages[0]["id"], "FUZZ_SPARE_HOOK_ID": hook["id"],
         "FUZZ_REPORT_ID": report["id"], "FUZZ_SPARE_REPORT_ID": spare_report["id"], "FUZZ_EXPORT_ID": export["id"],
+        "FUZZ_SCIM_TOKEN": scim_token["token"], "FUZZ_SPARE_SCIM_TOKEN_ID": spare_scim_token["id"],
+        "FUZZ_SCIM_TOKEN_ID": scim_token["id"],
+        "FUZZ_SCIM_USER_ID": scim_user["id"], "FUZZ_SPARE_SCIM_USER_ID": spare_scim_user["id"],
+        "FUZZ_SCIM_GROUP_ID": scim_group["id"], "FUZZ_SPARE_SCIM_GROUP_ID": spare_scim_group["id"],
         "FUZZ_EXTENSION_ID": extension["id"], "FUZZ_OPERATOR_TOKEN": OPERATOR_TOKEN, "FUZZ_METRICS_TOKEN": METRICS_TOKEN, "FUZZ_INTERNAL_TOKEN": INTERNAL_TOKEN,
     }
 

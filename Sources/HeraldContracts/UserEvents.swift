@@ -48,7 +48,8 @@ public struct MemberJoined: DomainEvent {
     public var organizationId: UUID
     public var userId: UUID
     public var role: Role
-    /// How the member joined: `created-organization`, `invitation` or `sso` (a first single sign-on).
+    /// How the member joined: `created-organization`, `invitation`, `sso` (a first single sign-on) or `scim`
+    /// (provisioning).
     public var via: String
 
     public init(organizationId: UUID, userId: UUID, role: Role, via: String) {

@@ -208,6 +208,7 @@ public struct ProblemMiddleware: RouterMiddleware {
     }
 
     public static func response(for problem: HeraldError, request: Request, context: Context) -> Response {
+        if SCIMErrorDocument.applies(to: request.uri.path) { return SCIMErrorDocument.response(for: problem) }
         let document = ProblemDocument(problem, instance: request.uri.path, requestId: context.requestId.isEmpty ? nil : context.requestId)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -307,5 +308,49 @@ public struct AuthenticationMiddleware: RouterMiddleware {
             throw HeraldError.unauthorized("The session has ended. Sign in again.")
         }
         return (.user(userId: claims.userId, sessionId: claims.sessionId), claims.organizationId)
+    }
+}
+
+/// SCIM 2.0 clients (RFC 7644 §3.12) expect their own error shape under `/scim/`: the Error message schema, the
+/// status as a string and a `scimType`. Handlers throw ``HeraldError``s whose slug is `scim-<scimType>` (or any
+/// other slug, which carries no scimType); the few generic problems a SCIM client can cause are mapped.
+public enum SCIMErrorDocument {
+    public static let schema = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+    public static func applies(to path: String) -> Bool { path == "/scim" || path.hasPrefix("/scim/") }
+
+    public static func response(for problem: HeraldError) -> Response {
+        var status = problem.status
+        var scimType: String?
+        if problem.slug.hasPrefix("scim-") {
+            scimType = String(problem.slug.dropFirst(5))
+        } else if problem.slug == "malformed-json" || problem.slug == "unsupported-media-type" {
+            status = 400
+            scimType = "invalidSyntax"
+        } else if status == 422 {
+            status = 400
+            scimType = "invalidValue"
+        } else if status == 409 {
+            // A conflict in SCIM is a value already in use (RFC 7644 §3.12).
+            scimType = "uniqueness"
+        }
+        struct Body: Encodable {
+            var schemas: [String]
+            var status: String
+            var scimType: String?
+            var detail: String
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = Body(schemas: [schema], status: String(status), scimType: scimType, detail: problem.detail)
+        let data = (try? encoder.encode(body)) ?? Data()
+        var headers: HTTPFields = [.contentType: "application/scim+json"]
+        for (name, value) in problem.headers {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        if status == 401 && headers[.wwwAuthenticate] == nil {
+            headers[.wwwAuthenticate] = "Bearer realm=\"herald-scim\""
+        }
+        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: data)))
     }
 }

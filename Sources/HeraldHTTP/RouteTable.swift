@@ -40,6 +40,10 @@ public struct RouteTable: Sendable {
             route.segments.count == parts.count && zip(route.segments, parts).allSatisfy { $0 == nil || $0 == $1 }
         }
         guard !matching.isEmpty else { return nil }
-        return Array(Set(matching.flatMap(\.methods))).sorted()
+        // The router prefers literal segments (`/scim/v2/Users/.search` over `/scim/v2/Users/{id}`): only the most
+        // specific documented paths answer for a concrete path.
+        let fewest = matching.map { $0.segments.filter { $0 == nil }.count }.min() ?? 0
+        let specific = matching.filter { $0.segments.filter { $0 == nil }.count == fewest }
+        return Array(Set(specific.flatMap(\.methods))).sorted()
     }
 }

@@ -32,6 +32,8 @@ public struct UsersService: HeraldModule {
     let sessions: SessionStore
     let organizations: OrganizationStore
     let invitations: InvitationStore
+    let scim: SCIMStore
+    let rateLimiter: any RateLimiter
     let sites = SiteStore()
     let audit = AuditLogStore()
     let sso: SingleSignOnStore
@@ -64,11 +66,13 @@ public struct UsersService: HeraldModule {
         self.cipher = cipher
         self.policy = policy
         self.throttle = LoginThrottle(limiter: rateLimiter)
+        self.rateLimiter = rateLimiter
         self.logger = logger
         self.accounts = AccountStore(cipher: cipher)
         self.sessions = SessionStore(policy: policy)
         self.organizations = OrganizationStore(cipher: cipher)
         self.invitations = InvitationStore(cipher: cipher)
+        self.scim = SCIMStore(cipher: cipher)
         self.sso = SingleSignOnStore(cipher: cipher)
         self.linker = SingleSignOnLinker(accounts: accounts, organizations: organizations, store: sso, audit: audit)
         self.oidc = OIDCClient(outbound: outbound)
@@ -107,6 +111,8 @@ public struct UsersService: HeraldModule {
         addInternalRoutes(to: router)
         addSingleSignOnRoutes(to: router)
         addBrowserSessionRoutes(to: router)
+        addSCIMTokenRoutes(to: router)
+        addSCIMRoutes(to: router)
         router.get(".well-known/jwks.json") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -221,6 +227,7 @@ extension UsersService {
             UsersMigrations.v1,
             UsersMigrations.v2,
             UsersMigrations.v3,
+            UsersMigrations.v4,
             UsersMigrations.v5,
         ]
     )

@@ -18,4 +18,9 @@ enum UsersTables {
     static let ssoTransients = Table("users", "sso_transients")
     static let ssoIssuers = Table("users", "sso_issuers")
     static let browserSessions = Table("users", "browser_sessions")
+    static let scimTokens = Table("users", "scim_tokens")
+    static let scimTokenDirectory = Table("users", "scim_token_directory")
+    static let scimUsers = Table("users", "scim_users")
+    static let scimGroups = Table("users", "scim_groups")
+    static let scimGroupMembers = Table("users", "scim_group_members")
 }
