@@ -220,13 +220,14 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     check_page(d, "integrations")
 
     # The organization: invite someone, see the pending invitation, revoke another; billing and single sign-on.
-    d.get(site_url)
+    click(d, "Back to Main store")
     heading(d, "Main store")
     click(d, "Back to the organization")
     heading(d, "Olive's Shop")
     invitee = f"invitee-{uuid.uuid4().hex[:6]}@example.com"
     for address in ("someone-else@example.com", invitee):
         fill(d, "Email", address)
+        fill(d, "Role", "Viewer")
         click(d, "Send invitation")
         WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.ID, "invite-link") and address in drv.page_source)
     link = d.find_element(By.ID, "invite-link").text
@@ -266,6 +267,21 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     click(d, "Accept invitation")
     heading(d, "Olive's Shop")
     assert "Main store" in d.page_source
+    # A viewer is offered nothing it may not do: no invitations, no administration, a read-only editor whose
+    # preview still works.
+    assert "Invite someone" not in d.page_source and "Billing" not in d.page_source
+    click(d, "Main store")
+    heading(d, "Main store")
+    click(d, "Recent purchases")
+    heading(d, "Recent purchases")
+    assert wait_for(lambda: "Sarah" in preview_text(d), timeout=15), preview_text(d)
+    assert not d.find_elements(By.XPATH, "//button[normalize-space()='Save' or normalize-space()='Publish' or normalize-space()='Pause' or normalize-space()='Delete']")
+    assert not d.find_element(By.XPATH, "//label[contains(., 'Message template')]//textarea").is_enabled()
+    check_page(d, "notification-editor-viewer")
+    # The editor at phone width: one column, no sideways scrolling.
+    d.set_window_size(390, 844)
+    assert wait_for(lambda: d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), timeout=5)
+    shot(d, "notification-editor-phone")
 
 
 def test_cookie_session_needs_its_csrf_token(server):

@@ -593,7 +593,7 @@
       var simple = simpleRules(n.rules);
       var ruleRows = h("div", { class: "rules" });
       var variantRows = h("div", { class: "variants" });
-      var jsonBox = input("Rules as JSON (advanced: any rule of docs/TARGETING.md; empty for every page view)", "rules",
+      var jsonBox = input("Rules as JSON (advanced: all, any and not over conditions on the path, URL, referrer, query parameters, device, country, new or returning visitor and schedule; empty for every page view)", "rules",
         { tag: "textarea", rows: "6", value: n.rules && !simple ? JSON.stringify(n.rules, null, 2) : "", spellcheck: "false" });
       var advanced = input("Edit the rules as JSON", "", { type: "checkbox", checked: !simple });
       var modeSelect = input("Show when", "rules.mode", { tag: "select", value: simple ? simple.mode : "all",
@@ -641,7 +641,7 @@
         h("fieldset", null, h("legend", null, "Message"),
           input("Name", "name", { value: n.name, required: true, maxlength: "100" }),
           input("Message template", "message", { tag: "textarea", rows: "3", value: n.message || "", maxlength: "500", placeholder: n.effectiveTemplate },
-            "Empty uses the default shown. Placeholders such as {{firstName}}, {{city}}, {{productName}}, {{count}}; see docs/TEMPLATES.md."),
+            "Empty uses the default shown. Placeholders such as {{firstName}}, {{city}}, {{productName}}, {{count}}, filters such as {{firstName | fallback: \"Someone\"}}; the full list is in /openapi.json (MessageTemplate)."),
           typeFields),
         h("fieldset", null, h("legend", null, "Display"),
           input("Position", "settings.position", { tag: "select", value: st.position, options: [["bottom-left", "Bottom left"], ["bottom-right", "Bottom right"], ["top-left", "Top left"], ["top-right", "Top right"]] }),
