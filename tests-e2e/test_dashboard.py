@@ -383,3 +383,33 @@ def test_the_preview_page_is_framable_by_herald_only(server):
         assert "frame-ancestors 'self'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
         assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert "frame-src 'self'" in requests.get(server.url("/app")).headers["Content-Security-Policy"]
+
+
+def test_the_preview_draws_every_type(browser, server):
+    """The editor's preview draws a counter (with a sample count), live visitors (with a sample presence) and an
+    announcement with its button, through the real widget."""
+    if server.database_url:
+        pytest.skip("the browser runs once, on the embedded store; the preview endpoint is tested on both")
+    owner = server.signup()
+    h = server.auth(owner["token"])
+    org = requests.post(server.url("/organizations"), headers=h, json={"name": "Types"}).json()
+    site = requests.post(server.url(f"/organizations/{org['id']}/sites"), headers=h, json={"name": "Shop", "domain": "shop.example.com"}).json()
+    made = {}
+    for kind, extra in (("counter", {}), ("live_visitors", {}),
+                        ("announcement", {"message": "Free shipping this week", "content": {"cta": {"text": "Shop now", "url": "https://shop.example.com/sale"}}})):
+        r = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h, json={"name": kind, "type": kind, **extra})
+        assert r.status_code == 201, r.text
+        made[kind] = r.json()["id"]
+    d = browser
+    d.get(server.url("/app"))
+    heading(d, "Sign in")
+    fill(d, "Email", owner["email"])
+    fill(d, "Password", "a long passphrase")
+    click(d, "Sign in")
+    heading(d, "Organizations")
+    for kind, text in (("counter", "27 people purchased"), ("live_visitors", "14 people are viewing this page"),
+                       ("announcement", "Free shipping this weekShop now")):
+        d.get(server.url(f"/app#/sites/{site['id']}/notifications/{made[kind]}"))
+        heading(d, kind)
+        assert wait_for(lambda: text in preview_text(d), timeout=15), (kind, preview_text(d))
+        check_page(d, f"notification-editor-{kind}")
