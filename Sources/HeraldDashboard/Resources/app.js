@@ -58,12 +58,17 @@
 
   // --- API ---------------------------------------------------------------------------------------------------
   // Errors are RFC 9457 problem documents: their detail, and each field's message, are shown as written.
-  function api(method, path, body) {
+  // A page's reads that answer after the person went to another page are dropped, so a slow page never draws
+  // over the one they went to (`anyPage` reads, such as the session's, are kept).
+  var STALE = { stale: true, message: "" };
+  function api(method, path, body, anyPage) {
+    var at = location.hash;
     var headers = { "Accept": "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
     return fetch(path, { method: method, headers: headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) })
       .then(function (r) {
+        if (method === "GET" && !anyPage && location.hash !== at) throw STALE;
         if (r.status === 204) return null;
         return r.json().catch(function () { return {}; }).then(function (data) {
           if (r.ok) return data;
@@ -78,6 +83,7 @@
   }
   function guarded(promise) {
     return promise.catch(function (e) {
+      if (e === STALE) return;
       if (e.status === 401) { csrf = null; me = null; renderAccount(); location.hash = "#/login"; }
       flash(e.message, "error");
     });
@@ -874,7 +880,7 @@
   // A reloaded page asks who is signed in (the cookie survives; the CSRF token is asked for again), and keeps the
   // session from idling out while the tab is open.
   function resume() {
-    return api("GET", "/auth/browser-session").then(function (s) {
+    return api("GET", "/auth/browser-session", undefined, true).then(function (s) {
       if (s) setSession(s); else { csrf = null; me = null; renderAccount(); }
     }, function () { csrf = null; me = null; renderAccount(); });
   }
