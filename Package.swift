@@ -256,7 +256,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
-            resources: [.copy("Resources/index.html"), .copy("Resources/app.js"), .copy("Resources/app.css")],
+            resources: [.copy("Resources/index.html"), .copy("Resources/app.js"), .copy("Resources/app.css"), .copy("Resources/preview.html"), .copy("Resources/preview.js")],
             swiftSettings: swiftSettings
         ),
         // MARK: Services

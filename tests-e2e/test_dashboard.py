@@ -50,8 +50,15 @@ def check_page(driver, name):
     axe = Axe(driver)
     axe.inject()
     results = axe.run()
-    serious = [v["id"] + ": " + v["help"] for v in results["violations"] if v["impact"] in ("serious", "critical")]
+    serious = [v["id"] + ": " + v["help"] + " " + " | ".join(n["html"][:160] for n in v["nodes"][:3])
+               for v in results["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == [], (name, serious)
+
+
+def expected_errors(driver, path, status):
+    """Chromium logs every refused request as an error: take out the ones the test caused on purpose, and only them."""
+    severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe and all(path in m and f"status of {status}" in m for m in severe), severe
 
 
 def fill(driver, label, value):
@@ -62,6 +69,27 @@ def fill(driver, label, value):
 
 def click(driver, text):
     driver.find_element(By.XPATH, f"//button[normalize-space()='{text}'] | //a[normalize-space()='{text}']").click()
+
+
+def preview_text(driver):
+    """The text the real widget draws in its shadow root inside the editor's preview frame."""
+    frames = driver.find_elements(By.CSS_SELECTOR, "iframe.preview-frame")
+    if not frames:
+        return ""
+    try:
+        driver.switch_to.frame(frames[0])
+        return driver.execute_script(
+            "return Array.from(document.querySelectorAll('*')).map(e => e.shadowRoot ? e.shadowRoot.textContent : '').join(' ')") or ""
+    except Exception:
+        return ""
+    finally:
+        driver.switch_to.default_content()
+
+
+def set_field(driver, label, value):
+    field = driver.find_element(By.XPATH, f"//label[contains(., '{label}')]//*[self::input or self::textarea]")
+    field.clear()
+    field.send_keys(value)
 
 
 def heading(driver, text, timeout=10):
@@ -100,12 +128,51 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     secret = d.find_element(By.XPATH, "//div[@class='secret']/pre").text
     assert secret.startswith("sk_")
     check_page(d, "site")
+    site_url = d.current_url
     fill(d, "Name", "Recent purchases")
     click(d, "Create notification")
-    WebDriverWait(d, 10).until(lambda drv: "draft" in drv.find_element(By.TAG_NAME, "tbody").text or "Recent purchases" in drv.page_source)
-    WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.XPATH, "//button[normalize-space()='Publish']"))
+
+    # The editor: the real widget previews the notification with a sample activity (the site has none yet)...
+    heading(d, "Recent purchases")
+    assert wait_for(lambda: "Sarah from Austin" in preview_text(d), timeout=15), preview_text(d)
+    check_page(d, "notification-editor")
+    d.switch_to.frame(d.find_element(By.CSS_SELECTOR, "iframe.preview-frame"))
+    assert d.execute_script("return window.__cspViolations") == []
+    d.switch_to.default_content()
+    # ...and follows the form's unsaved changes.
+    set_field(d, "Message template", '{{firstName | fallback: "Someone"}} in {{city}} just bought {{productName}}')
+    assert wait_for(lambda: "Sarah in Austin just bought Blue Hoodie" in preview_text(d), timeout=15), preview_text(d)
+    # An invalid value is named next to its field, in words.
+    set_field(d, "Each popup stays", "0")
+    WebDriverWait(d, 10).until(lambda drv: "must be from 1" in drv.find_element(By.CSS_SELECTOR, "label .field-error").text)
+    assert d.find_element(By.XPATH, "//label[contains(., 'Each popup stays')]//input").get_attribute("aria-invalid") == "true"
+    set_field(d, "Each popup stays", "8")
+    WebDriverWait(d, 10).until(lambda drv: not drv.find_elements(By.CSS_SELECTOR, ".field-error"))
+    expected_errors(d, "/preview", 422)
+    # A targeting condition and an A/B test with two variants, then save.
+    click(d, "Add a condition")
+    d.find_element(By.CSS_SELECTOR, "input.rule-value").send_keys("/")
+    click(d, "Add a variant")
+    click(d, "Add a variant")
+    messages = d.find_elements(By.CSS_SELECTOR, "textarea.variant-message")
+    messages[1].send_keys("{{firstName}} from {{city}} picked {{productName}}")
+    WebDriverWait(d, 10).until(lambda drv: drv.find_element(By.ID, "preview-variant").is_displayed())
+    click(d, "Save")
+    WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "flash"), "Saved"))
+    saved = requests.get(server.url(d.current_url.split("#")[1]), cookies={c["name"]: c["value"] for c in d.get_cookies()}).json()
+    assert saved["message"].endswith("just bought {{productName}}") and saved["settings"]["displaySeconds"] == 8
+    assert saved["rules"]["all"][0]["value"] == "/" and saved["rules"]["all"][0]["op"] == "contains" and len(saved["variants"]) == 2
+    # The second variant's text in the preview, picked in the variant list.
+    from selenium.webdriver.support.ui import Select
+    Select(d.find_element(By.ID, "preview-variant")).select_by_index(1)
+    assert wait_for(lambda: "Sarah from Austin picked Blue Hoodie" in preview_text(d), timeout=15), preview_text(d)
+    check_page(d, "notification-editor-saved")
     click(d, "Publish")
-    WebDriverWait(d, 10).until(lambda drv: "published" in drv.page_source)
+    WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "flash"), "Published"))
+    click(d, "Back to Main store")
+    heading(d, "Main store")
+    WebDriverWait(d, 10).until(lambda drv: "published" in drv.find_element(By.TAG_NAME, "tbody").text)
+    assert d.current_url == site_url
 
     # An activity through the API with the site's secret key, and the popup on a page embedding the snippet.
     r = requests.post(server.url(f"/sites/{d.current_url.split('/')[-1]}/activities"), headers={"Authorization": f"Bearer {secret}"},
@@ -138,10 +205,83 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     heading(d, "Main store")
     assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
     shot(d, "site-phone")
+    d.set_window_size(1280, 1000)
+
+    # Integrations and outbound webhooks: a Zapier source, and an endpoint the API refuses, in words.
+    click(d, "Integrations and webhooks")
+    heading(d, "Integrations and webhooks")
+    fill(d, "Source", "Zapier")
+    click(d, "Connect")
+    WebDriverWait(d, 10).until(lambda drv: "zapier" in drv.find_element(By.TAG_NAME, "tbody").text)
+    fill(d, "Address", "http://127.0.0.1:9/hook")
+    click(d, "Add endpoint")
+    WebDriverWait(d, 10).until(lambda drv: "url" in drv.find_element(By.ID, "flash").text)
+    expected_errors(d, "/webhooks", 422)
+    check_page(d, "integrations")
+
+    # The organization: invite someone, see the pending invitation, revoke another; billing and single sign-on.
+    click(d, "Back to Main store")
+    heading(d, "Main store")
+    click(d, "Back to the organization")
+    heading(d, "Olive's Shop")
+    invitee = f"invitee-{uuid.uuid4().hex[:6]}@example.com"
+    for address in ("someone-else@example.com", invitee):
+        fill(d, "Email", address)
+        fill(d, "Role", "Viewer")
+        click(d, "Send invitation")
+        WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.ID, "invite-link") and address in drv.page_source)
+    link = d.find_element(By.ID, "invite-link").text
+    assert "/app#/invitations/inv_" in link
+    check_page(d, "organization-invitations")
+    d.find_element(By.XPATH, "//button[@aria-label='Revoke the invitation of someone-else@example.com']").click()
+    d.switch_to.alert.accept()
+    WebDriverWait(d, 10).until(lambda drv: "someone-else@example.com" not in drv.find_element(By.XPATH, "//h2[contains(., 'Pending')]/following::table[1]").text)
+    assert invitee in d.find_element(By.XPATH, "//h2[contains(., 'Pending')]/following::table[1]").text
+    click(d, "Billing")
+    heading(d, "Billing")
+    WebDriverWait(d, 10).until(lambda drv: "Impressions this period" in drv.page_source)
+    check_page(d, "billing")
+    d.back()
+    WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.XPATH, "//a[normalize-space()='Single sign-on']"))
+    click(d, "Single sign-on")
+    heading(d, "Single sign-on")
+    expected_errors(d, "/sso", 404)  # not set up yet
+    check_page(d, "single-sign-on")
 
     click(d, "Sign out")
     heading(d, "Sign in")
     assert not any(c["name"] == "herald_session" for c in d.get_cookies())
+
+    # The invitee opens the link, creates an account with the invited address and joins.
+    d.get(link)
+    heading(d, "Sign in")
+    assert "You have an invitation" in d.page_source
+    click(d, "Create an account")
+    heading(d, "Create an account")
+    fill(d, "Your name", "Ivy Invitee")
+    fill(d, "Email", invitee)
+    fill(d, "Password", "a long passphrase")
+    click(d, "Create account")
+    heading(d, "Accept an invitation")
+    check_page(d, "accept-invitation")
+    click(d, "Accept invitation")
+    heading(d, "Olive's Shop")
+    assert "Main store" in d.page_source
+    # A viewer is offered nothing it may not do: no invitations, no administration, a read-only editor whose
+    # preview still works.
+    assert "Invite someone" not in d.page_source and "Billing" not in d.page_source
+    click(d, "Main store")
+    heading(d, "Main store")
+    click(d, "Recent purchases")
+    heading(d, "Recent purchases")
+    assert wait_for(lambda: "Sarah" in preview_text(d), timeout=15), preview_text(d)
+    assert not d.find_elements(By.XPATH, "//button[normalize-space()='Save' or normalize-space()='Publish' or normalize-space()='Pause' or normalize-space()='Delete']")
+    assert not d.find_element(By.XPATH, "//label[contains(., 'Message template')]//textarea").is_enabled()
+    check_page(d, "notification-editor-viewer")
+    # The editor at phone width: one column, no sideways scrolling.
+    d.set_window_size(390, 844)
+    assert wait_for(lambda: d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), timeout=5)
+    shot(d, "notification-editor-phone")
 
 
 def test_cookie_session_needs_its_csrf_token(server):
@@ -192,3 +332,84 @@ def test_dashboard_files_are_served_with_a_strict_policy(server):
     assert "<script>" not in html and "style=" not in html and " on" not in html.replace("<noscript>", "")
     # The whole app's script stays small (the issue's budget is 100 KB per page).
     assert len(requests.get(server.url("/app/assets/app.js")).content) < 100_000
+
+
+def test_the_preview_renders_one_notification_for_its_organization_only(server):
+    """GET/POST …/preview: the widget's feed for one notification, saved or not, draft or not, with a sample activity
+    where the site has none; nothing is saved, a bad change is a 422 per field, another organization gets 404."""
+    owner = server.signup()
+    h = server.auth(owner["token"])
+    org = requests.post(server.url("/organizations"), headers=h, json={"name": "Previewers"}).json()
+    site = requests.post(server.url(f"/organizations/{org['id']}/sites"), headers=h, json={"name": "Shop", "domain": "shop.example.com"}).json()
+    n = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h, json={"name": "Buys", "type": "recent_activity"}).json()
+    base = server.url(f"/sites/{site['id']}/notifications/{n['id']}/preview")
+    r = requests.get(base, headers=h)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["v"] == 1 and [x["id"] for x in doc["notifications"]] == [n["id"]]
+    text = "".join(run.get("text", "") for run in doc["notifications"][0]["items"][0]["runs"])
+    assert "Sarah" in text and "Austin" in text and "Blue Hoodie" in text
+    assert r.headers["Cache-Control"] == "no-store"
+    # Unsaved changes are rendered but not saved.
+    r = requests.post(base, headers=h, json={"message": "{{firstName}} loves {{productName}}", "variants": [{"message": "A {{city}}"}, {"message": "B"}]})
+    assert r.status_code == 200, r.text
+    entry = r.json()["notifications"][0]
+    assert "".join(x.get("text", "") for x in entry["items"][0]["runs"]) == "Sarah loves Blue Hoodie"
+    assert len(entry["variants"]) == 2 and len(entry["items"][0]["variantRuns"]) == 2
+    assert "message" not in requests.get(server.url(f"/sites/{site['id']}/notifications/{n['id']}"), headers=h).json()
+    # A bad change is refused per field, like PATCH.
+    r = requests.post(base, headers=h, json={"settings": {"displaySeconds": 0}, "message": "{{nope}}"})
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json()["errors"]} >= {"settings.displaySeconds", "message"}
+    # A counter with no activity yet shows a sample count above its minimum.
+    c = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h, json={"name": "Count", "type": "counter"}).json()
+    counter = requests.get(server.url(f"/sites/{site['id']}/notifications/{c['id']}/preview"), headers=h).json()["notifications"][0]
+    assert counter["count"] >= counter["minimum"]
+    # Another organization's member sees nothing of it.
+    stranger = server.signup()
+    for method in ("GET", "POST"):
+        r = requests.request(method, base, headers=server.auth(stranger["token"]), json={} if method == "POST" else None)
+        assert r.status_code == 404, r.text
+    # Nothing was published: the site's widget feed stays empty.
+    feed = requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).json()
+    assert feed["notifications"] == []
+
+
+def test_the_preview_page_is_framable_by_herald_only(server):
+    for path in ("/app/preview", "/app/assets/preview.js"):
+        r = requests.get(server.url(path))
+        assert r.status_code == 200
+        csp = r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'self'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+        assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "frame-src 'self'" in requests.get(server.url("/app")).headers["Content-Security-Policy"]
+
+
+def test_the_preview_draws_every_type(browser, server):
+    """The editor's preview draws a counter (with a sample count), live visitors (with a sample presence) and an
+    announcement with its button, through the real widget."""
+    if server.database_url:
+        pytest.skip("the browser runs once, on the embedded store; the preview endpoint is tested on both")
+    owner = server.signup()
+    h = server.auth(owner["token"])
+    org = requests.post(server.url("/organizations"), headers=h, json={"name": "Types"}).json()
+    site = requests.post(server.url(f"/organizations/{org['id']}/sites"), headers=h, json={"name": "Shop", "domain": "shop.example.com"}).json()
+    made = {}
+    for kind, extra in (("counter", {}), ("live_visitors", {}),
+                        ("announcement", {"message": "Free shipping this week", "content": {"cta": {"text": "Shop now", "url": "https://shop.example.com/sale"}}})):
+        r = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h, json={"name": kind, "type": kind, **extra})
+        assert r.status_code == 201, r.text
+        made[kind] = r.json()["id"]
+    d = browser
+    d.get(server.url("/app"))
+    heading(d, "Sign in")
+    fill(d, "Email", owner["email"])
+    fill(d, "Password", "a long passphrase")
+    click(d, "Sign in")
+    heading(d, "Organizations")
+    for kind, text in (("counter", "27 people purchased"), ("live_visitors", "14 people are viewing this page"),
+                       ("announcement", "Free shipping this weekShop now")):
+        d.get(server.url(f"/app#/sites/{site['id']}/notifications/{made[kind]}"))
+        heading(d, kind)
+        assert wait_for(lambda: text in preview_text(d), timeout=15), (kind, preview_text(d))
+        check_page(d, f"notification-editor-{kind}")

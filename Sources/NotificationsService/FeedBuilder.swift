@@ -79,57 +79,106 @@ struct FeedBuilder: Sendable {
             ? try await activities.recent(siteId: siteId, since: now.addingTimeInterval(-Double(maxAge) * 86_400), limit: 200, in: tx) : []
         var feed = FeedDocument(siteId: siteId, generatedAt: now.unixMilliseconds, timezone: site.timezone, notifications: [])
         for notification in published {
-            let resolved = try await resolveTemplates(notification, in: tx)
-            var entry = FeedNotification(
-                id: notification.id, type: notification.type, settings: notification.settings, rules: notification.rules,
-                variants: notification.variants.isEmpty ? nil : notification.variants.map { .init(id: $0.id, weight: $0.weight) }
-            )
-            let content = notification.content.completed(for: notification.type)
-            switch notification.type {
-            case .recentActivity:
-                let horizon = now.addingTimeInterval(-Double(notification.settings.hideOlderThanDays) * 86_400)
-                entry.items = recent.filter { activity in
-                    activity.occurredAt >= horizon && (content.activityTypes?.contains(activity.type) ?? true)
-                }.prefix(Self.itemsPerNotification).map { item(for: $0, resolved, site: site) }
-            case .counter:
-                let type = content.counterActivityType ?? "purchase"
-                let since = now.addingTimeInterval(-Double(content.windowHours ?? 24) * 3600)
-                entry.minimum = content.minimumCount
-                var values = TemplateValues()
-                values.strings["action"] = ActivityTypes.verb(for: type)
-                values.strings["siteName"] = site.name
-                values.numbers["windowHours"] = Double(content.windowHours ?? 24)
-                if content.scope == "page" {
-                    var byPath: [String: FeedNotification.PathCounter] = [:]
-                    for (url, count, name) in try await activities.countByProduct(siteId: siteId, type: type, since: since, in: tx) {
-                        guard let path = URLComponents(string: url)?.path else { continue }
-                        var pathValues = values
-                        pathValues.numbers["count"] = Double(count)
-                        pathValues.strings["productName"] = name
-                        let (runs, variantRuns) = render(resolved, pathValues)
-                        byPath[Self.normalizedPath(path)] = .init(count: count, runs: runs, variantRuns: variantRuns)
-                    }
-                    entry.byPath = byPath
-                } else {
-                    let count = try await activities.count(siteId: siteId, type: type, since: since, in: tx)
-                    values.numbers["count"] = Double(count)
-                    entry.count = count
-                    (entry.runs, entry.variantRuns) = render(resolved, values)
-                }
-            case .liveVisitors:
-                entry.minimum = content.minimumCount
-                var values = TemplateValues()
-                values.strings["siteName"] = site.name
-                (entry.runs, entry.variantRuns) = render(resolved, values)
-            case .announcement:
-                var values = TemplateValues()
-                values.strings["siteName"] = site.name
-                (entry.runs, entry.variantRuns) = render(resolved, values)
-                entry.cta = content.cta
-            }
-            feed.notifications.append(entry)
+            feed.notifications.append(try await entry(for: notification, site: site, recent: recent, in: tx, now: now))
         }
         return feed
+    }
+
+    /// One notification as the widget needs it, from the site's recent activities. A `sample` entry (the
+    /// dashboard's preview) shows a made-up activity or count where the real ones would show nothing yet.
+    func entry(
+        for notification: Notification, site: SiteRecord, recent: [ActivityRecord], in tx: any SQLExecutor, now: Date, sample: Bool = false
+    ) async throws -> FeedNotification {
+        let siteId = site.siteId
+        let resolved = try await resolveTemplates(notification, in: tx)
+        var entry = FeedNotification(
+            id: notification.id, type: notification.type, settings: notification.settings, rules: notification.rules,
+            variants: notification.variants.isEmpty ? nil : notification.variants.map { .init(id: $0.id, weight: $0.weight) }
+        )
+        let content = notification.content.completed(for: notification.type)
+        switch notification.type {
+        case .recentActivity:
+            let horizon = now.addingTimeInterval(-Double(notification.settings.hideOlderThanDays) * 86_400)
+            entry.items = recent.filter { activity in
+                activity.occurredAt >= horizon && (content.activityTypes?.contains(activity.type) ?? true)
+            }.prefix(Self.itemsPerNotification).map { item(for: $0, resolved, site: site) }
+            if sample, entry.items?.isEmpty ?? true {
+                entry.items = [
+                    item(for: Self.sampleActivity(site: site, type: content.activityTypes?.first ?? "purchase", now: now), resolved, site: site)
+                ]
+            }
+        case .counter:
+            let type = content.counterActivityType ?? "purchase"
+            let since = now.addingTimeInterval(-Double(content.windowHours ?? 24) * 3600)
+            entry.minimum = content.minimumCount
+            var values = TemplateValues()
+            values.strings["action"] = ActivityTypes.verb(for: type)
+            values.strings["siteName"] = site.name
+            values.numbers["windowHours"] = Double(content.windowHours ?? 24)
+            if content.scope == "page" {
+                var byPath: [String: FeedNotification.PathCounter] = [:]
+                for (url, count, name) in try await activities.countByProduct(siteId: siteId, type: type, since: since, in: tx) {
+                    guard let path = URLComponents(string: url)?.path else { continue }
+                    var pathValues = values
+                    pathValues.numbers["count"] = Double(count)
+                    pathValues.strings["productName"] = name
+                    let (runs, variantRuns) = render(resolved, pathValues)
+                    byPath[Self.normalizedPath(path)] = .init(count: count, runs: runs, variantRuns: variantRuns)
+                }
+                if sample, byPath.isEmpty {
+                    var pathValues = values
+                    let count = max(content.minimumCount ?? 1, Self.sampleCount)
+                    pathValues.numbers["count"] = Double(count)
+                    pathValues.strings["productName"] = Self.sampleProduct
+                    let (runs, variantRuns) = render(resolved, pathValues)
+                    byPath["/"] = .init(count: count, runs: runs, variantRuns: variantRuns)
+                }
+                entry.byPath = byPath
+            } else {
+                var count = try await activities.count(siteId: siteId, type: type, since: since, in: tx)
+                if sample, count < (content.minimumCount ?? 1) { count = max(content.minimumCount ?? 1, Self.sampleCount) }
+                values.numbers["count"] = Double(count)
+                entry.count = count
+                (entry.runs, entry.variantRuns) = render(resolved, values)
+            }
+        case .liveVisitors:
+            entry.minimum = content.minimumCount
+            var values = TemplateValues()
+            values.strings["siteName"] = site.name
+            (entry.runs, entry.variantRuns) = render(resolved, values)
+        case .announcement:
+            var values = TemplateValues()
+            values.strings["siteName"] = site.name
+            (entry.runs, entry.variantRuns) = render(resolved, values)
+            entry.cta = content.cta
+        }
+        return entry
+    }
+
+    /// The widget's feed for one notification, saved or not and whatever its status, for the dashboard's preview:
+    /// the same rendering as the site's feed, with a sample activity or count where there is none yet.
+    func preview(_ notification: Notification, in tx: any SQLExecutor, now: Date = Date()) async throws -> FeedDocument? {
+        guard let site = try await sites.find(notification.siteId, in: tx) else { return nil }
+        let recent =
+            notification.type == .recentActivity
+            ? try await activities.recent(
+                siteId: site.siteId, since: now.addingTimeInterval(-Double(notification.settings.hideOlderThanDays) * 86_400), limit: 200, in: tx)
+            : []
+        let entry = try await entry(for: notification, site: site, recent: recent, in: tx, now: now, sample: true)
+        return FeedDocument(siteId: site.siteId, generatedAt: now.unixMilliseconds, timezone: site.timezone, notifications: [entry])
+    }
+
+    static let sampleCount = 27
+    static let sampleProduct = "Blue Hoodie"
+
+    /// The made-up activity a preview shows when the site has none: it never leaves the preview.
+    static func sampleActivity(site: SiteRecord, type: String, now: Date) -> ActivityRecord {
+        ActivityRecord(
+            id: UUID(uuid: (0, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1)), siteId: site.siteId, type: type, firstName: "Sarah",
+            city: "Austin", region: "Texas", country: "US", productName: sampleProduct, productUrl: nil, imageUrl: nil,
+            rating: type == "review" ? 5 : nil, occurredAt: now.addingTimeInterval(-240),
+            provenance: Provenance(source: "api", receivedAt: now, signatureVerified: false, authenticatedBy: "preview")
+        )
     }
 
     /// A notification's templates, parsed: its own, then each variant's (falling back to its own).

@@ -17,6 +17,8 @@ extension NotificationsService {
         site.put("notifications/:notificationId", use: updateNotification)
         site.patch("notifications/:notificationId", use: updateNotification)
         site.delete("notifications/:notificationId", use: deleteNotification)
+        site.get("notifications/:notificationId/preview", use: previewNotification)
+        site.post("notifications/:notificationId/preview", use: previewNotification)
         site.post("notifications/:notificationId/publish") { request, context in
             try await setStatus(.published, request: request, context: context)
         }
@@ -134,6 +136,27 @@ extension NotificationsService {
             return try await body(notification, in: tx)
         }
         return JSONResponse(result)
+    }
+
+    /// The widget's feed document for this notification alone, as saved (GET) or with the changes of an update's
+    /// body applied but not saved (POST), for the dashboard's live preview. Nothing is written: no audit, no event.
+    @Sendable func previewNotification(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<FeedDocument> {
+        let grant = try await access.site(from: context, .contentRead)
+        let reader: BodyReader? = request.method == .post ? try await BodyReader(request: request, context: context) : nil
+        let document = try await database.transaction(grant.scope) { tx -> FeedDocument? in
+            var notification = try await loadNotification(grant, context, in: tx)
+            if var body = reader {
+                if let name = body.string("name") { notification.name = body.validator.requireText(name, field: "name", maxLength: 100) }
+                if body.has("type"), let type = body.decode("type", as: NotificationType.self), type != notification.type {
+                    body.validator.add("type", "cannot change after creation; create a new notification instead")
+                }
+                try await apply(&body, to: &notification, creating: false, in: tx)
+                try body.validator.check()
+            }
+            return try await FeedBuilder().preview(notification, in: tx)
+        }
+        guard let document else { throw HeraldError.notFound("Site \(grant.siteId.lowercased)") }
+        return JSONResponse(document, headers: [.cacheControl: "no-store"])
     }
 
     /// Applies template, message, settings, content, rules and variants from the body, validating each.
