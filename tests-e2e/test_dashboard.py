@@ -199,6 +199,51 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
         page.close()
     check_page(d, "site-with-analytics")
 
+    # The analytics page: the summary per variant, the A/B test of the notification's two variants, the funnel.
+    click(d, "All analytics: A/B tests, funnel, exports, any period")
+    heading(d, "Analytics")
+    WebDriverWait(d, 15).until(lambda drv: drv.find_elements(By.ID, "funnel-title"))
+    ab = d.find_element(By.XPATH, "//h3[normalize-space()='Recent purchases']/following::table[1]")
+    ab_rows = ab.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(ab_rows) == 2 and "(control)" in ab_rows[0].text, ab.text
+    assert d.find_elements(By.CSS_SELECTOR, ".verdict"), "no verdict in words"
+    funnel = d.find_element(By.XPATH, "//h2[@id='funnel-title']/following::table[1]")
+    steps = [r.find_element(By.TAG_NAME, "td").text for r in funnel.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert steps[0] == "impression" and len(steps) == 4, steps
+    assert int(funnel.find_elements(By.CSS_SELECTOR, "tbody tr td")[1].text) >= 1, funnel.text
+    assert d.find_element(By.CSS_SELECTOR, "#funnel-title ~ figure svg title").get_attribute("textContent")
+    check_page(d, "analytics")
+
+    # A period the API refuses (more than 366 days) is said in words, and the shown reports stay.
+    d.execute_script("document.getElementById('f-from').value = '2000-01-01'; document.getElementById('f-to').value = '2026-01-01';")
+    click(d, "Show")
+    WebDriverWait(d, 10).until(lambda drv: "from" in drv.find_element(By.ID, "flash").text)
+    assert d.find_elements(By.ID, "funnel-title")
+    expected_errors(d, "/analytics", 422)
+    d.execute_script("document.getElementById('f-from').value = ''; document.getElementById('f-to').value = '';")
+    click(d, "Show")
+    WebDriverWait(d, 10).until(lambda drv: drv.find_element(By.ID, "flash").text == "")
+
+    # An export of the summary as CSV: its progress, then a link that downloads it with the cookie session.
+    fill(d, "Report", "Summary")
+    fill(d, "Format", "CSV")
+    click(d, "Export")
+    link = WebDriverWait(d, 60).until(lambda drv: (drv.find_elements(By.CSS_SELECTOR, ".job a.download") or [None])[0])
+    href = link.get_attribute("href")
+    got = d.execute_async_script("const done = arguments[arguments.length - 1];"
+                                 "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), t])))"
+                                 ".catch(e => done([0, String(e), '']));", href)
+    assert got[0] == 200 and got[1].startswith("text/csv") and "impressions" in got[2].lower(), got[:2]
+    WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.XPATH, "//h3[.='Recent exports']/following::table[1]//a[contains(@class, 'download')]"))
+    check_page(d, "analytics-export")
+    d.set_window_size(390, 844)
+    wide = d.execute_script("return Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table')).map(e => e.tagName + '.' + e.className).slice(0, 5)")
+    assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), wide
+    shot(d, "analytics-phone")
+    d.set_window_size(1280, 1000)
+    click(d, "Back to Main store")
+    heading(d, "Main store")
+
     # A phone-width window still shows everything without horizontal scrolling of the page.
     d.set_window_size(390, 844)
     d.refresh()
