@@ -157,11 +157,18 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     messages = d.find_elements(By.CSS_SELECTOR, "textarea.variant-message")
     messages[1].send_keys("{{firstName}} from {{city}} picked {{productName}}")
     WebDriverWait(d, 10).until(lambda drv: drv.find_element(By.ID, "preview-variant").is_displayed())
+    # The message saved as a template of the site, then chosen (the written message still overrides it).
+    set_field(d, "Name of a new template", "Bought it")
+    click(d, "Save the message as a template")
+    WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "flash"), "Template “Bought it” saved"))
+    fill(d, "Saved template", "Bought it")
     click(d, "Save")
     WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "flash"), "Saved"))
     saved = requests.get(server.url(d.current_url.split("#")[1]), cookies={c["name"]: c["value"] for c in d.get_cookies()}).json()
     assert saved["message"].endswith("just bought {{productName}}") and saved["settings"]["displaySeconds"] == 8
     assert saved["rules"]["all"][0]["value"] == "/" and saved["rules"]["all"][0]["op"] == "contains" and len(saved["variants"]) == 2
+    templates = requests.get(server.url(d.current_url.split("#")[1].split("/notifications")[0] + "/templates"), cookies={c["name"]: c["value"] for c in d.get_cookies()}).json()
+    assert saved["templateId"] == next(t["id"] for t in templates["items"] if t["name"] == "Bought it")
     # The second variant's text in the preview, picked in the variant list.
     from selenium.webdriver.support.ui import Select
     Select(d.find_element(By.ID, "preview-variant")).select_by_index(1)

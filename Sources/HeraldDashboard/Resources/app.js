@@ -746,10 +746,11 @@
 
   function editorPage(siteId, id) {
     var base = "/sites/" + siteId + "/notifications/" + id;
-    return Promise.all([api("GET", "/sites/" + siteId), api("GET", base)]).then(function (r) {
-      return api("GET", "/organizations/" + r[0].organizationId).then(function (org) { return [r[0], r[1], org]; });
+    return Promise.all([api("GET", "/sites/" + siteId), api("GET", base), api("GET", "/sites/" + siteId + "/templates")]).then(function (r) {
+      return api("GET", "/organizations/" + r[0].organizationId).then(function (org) { return [r[0], r[1], org, r[2].items]; });
     }).then(function (r) {
       var site = r[0], n = r[1], org = r[2];
+      var saved = r[3].filter(function (t) { return !t.builtIn && t.type === n.type; });
       var canEdit = org.role !== "viewer";
       var st = n.settings, c = n.content || {}, colors = st.colors || {};
       var simple = simpleRules(n.rules);
@@ -799,11 +800,30 @@
       var devices = ["desktop", "mobile", "tablet"].map(function (d) {
         return input(d.charAt(0).toUpperCase() + d.slice(1), "settings.devices", { type: "checkbox", class: "device", value: d, checked: st.devices.indexOf(d) >= 0 });
       });
+      // Saved templates: the message may come from one of the site's templates of this type (its own message, when
+      // written, overrides it); the message written here can be saved as a new template.
+      var templatePick = input("Saved template", "templateId", { tag: "select", value: n.templateId || "",
+        options: [["", "None (the message above, or the default)"]].concat(saved.map(function (t) { return [t.id, t.name]; })) },
+        "A template of this site; the message above, when written, is used instead.");
+      var templateName = h("input", { id: "template-name", maxlength: "100", autocomplete: "off" });
+      var templateSaver = h("div", { class: "row template-saver" },
+        h("label", { for: "template-name" }, "Name of a new template", templateName),
+        h("button", { type: "button", class: "secondary", onclick: function () {
+          var body = form.querySelector('[data-field="message"]').value;
+          if (!templateName.value.trim()) { flash("Name the template first."); templateName.focus(); return; }
+          if (!body.trim()) { flash("Write the message to save as a template first."); return; }
+          guarded(api("POST", "/sites/" + siteId + "/templates", { name: templateName.value.trim(), type: n.type, body: body }).then(function (t) {
+            append(templatePick.querySelector("select"), h("option", { value: t.id }, t.name));
+            templateName.value = "";
+            flash("Template “" + t.name + "” saved: choose it under Saved template in any " + n.type.replace("_", " ") + " notification.", "info");
+          }));
+        } }, "Save the message as a template"));
       var form = h("form", { class: "editor-form", "aria-label": "Edit notification", novalidate: true },
         h("fieldset", null, h("legend", null, "Message"),
           input("Name", "name", { value: n.name, required: true, maxlength: "100" }),
           input("Message template", "message", { tag: "textarea", rows: "3", value: n.message || "", maxlength: "500", placeholder: n.effectiveTemplate },
             "Empty uses the default shown. Placeholders such as {{firstName}}, {{city}}, {{productName}}, {{count}}, filters such as {{firstName | fallback: \"Someone\"}}; the full list is in /openapi.json (MessageTemplate)."),
+          templatePick, canEdit ? templateSaver : null,
           typeFields),
         h("fieldset", null, h("legend", null, "Display"),
           input("Position", "settings.position", { tag: "select", value: st.position, options: [["bottom-left", "Bottom left"], ["bottom-right", "Bottom right"], ["top-left", "Top left"], ["top-right", "Top right"]] }),
@@ -864,7 +884,7 @@
         var out = {}; out[modeSelect.querySelector("select").value] = list; return out;
       }
       function collect() {
-        var body = { name: val("name"), message: val("message") === "" ? null : val("message"), rules: collectRules() };
+        var body = { name: val("name"), message: val("message") === "" ? null : val("message"), templateId: val("templateId") || null, rules: collectRules() };
         var settings = { position: val("settings.position"), theme: val("settings.theme"),
           firstDelaySeconds: numberOrNull(val("settings.firstDelaySeconds")), displaySeconds: numberOrNull(val("settings.displaySeconds")),
           gapSeconds: numberOrNull(val("settings.gapSeconds")), maxPerPage: numberOrNull(val("settings.maxPerPage")),
