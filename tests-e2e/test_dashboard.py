@@ -329,6 +329,8 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     assert wait_for(lambda: "Sarah" in preview_text(d), timeout=15), preview_text(d)
     assert not d.find_elements(By.XPATH, "//button[normalize-space()='Save' or normalize-space()='Publish' or normalize-space()='Pause' or normalize-space()='Delete']")
     assert not d.find_element(By.XPATH, "//label[contains(., 'Message template')]//textarea").is_enabled()
+    assert not d.find_element(By.XPATH, "//label[contains(., 'Saved template')]//select").is_enabled()
+    assert not d.find_elements(By.XPATH, "//button[normalize-space()='Save the message as a template']")
     check_page(d, "notification-editor-viewer")
     # The editor at phone width: one column, no sideways scrolling.
     d.set_window_size(390, 844)
