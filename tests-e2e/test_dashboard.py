@@ -157,11 +157,18 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     messages = d.find_elements(By.CSS_SELECTOR, "textarea.variant-message")
     messages[1].send_keys("{{firstName}} from {{city}} picked {{productName}}")
     WebDriverWait(d, 10).until(lambda drv: drv.find_element(By.ID, "preview-variant").is_displayed())
+    # The message saved as a template of the site, then chosen (the written message still overrides it).
+    set_field(d, "Name of a new template", "Bought it")
+    click(d, "Save the message as a template")
+    WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "flash"), "Template “Bought it” saved"))
+    fill(d, "Saved template", "Bought it")
     click(d, "Save")
     WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "flash"), "Saved"))
     saved = requests.get(server.url(d.current_url.split("#")[1]), cookies={c["name"]: c["value"] for c in d.get_cookies()}).json()
     assert saved["message"].endswith("just bought {{productName}}") and saved["settings"]["displaySeconds"] == 8
     assert saved["rules"]["all"][0]["value"] == "/" and saved["rules"]["all"][0]["op"] == "contains" and len(saved["variants"]) == 2
+    templates = requests.get(server.url(d.current_url.split("#")[1].split("/notifications")[0] + "/templates"), cookies={c["name"]: c["value"] for c in d.get_cookies()}).json()
+    assert saved["templateId"] == next(t["id"] for t in templates["items"] if t["name"] == "Bought it")
     # The second variant's text in the preview, picked in the variant list.
     from selenium.webdriver.support.ui import Select
     Select(d.find_element(By.ID, "preview-variant")).select_by_index(1)
@@ -198,6 +205,51 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
         shop.quit()
         page.close()
     check_page(d, "site-with-analytics")
+
+    # The analytics page: the summary per variant, the A/B test of the notification's two variants, the funnel.
+    click(d, "All analytics: A/B tests, funnel, exports, any period")
+    heading(d, "Analytics")
+    WebDriverWait(d, 15).until(lambda drv: drv.find_elements(By.ID, "funnel-title"))
+    ab = d.find_element(By.XPATH, "//h3[normalize-space()='Recent purchases']/following::table[1]")
+    ab_rows = ab.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(ab_rows) == 2 and "(control)" in ab_rows[0].text, ab.text
+    assert d.find_elements(By.CSS_SELECTOR, ".verdict"), "no verdict in words"
+    funnel = d.find_element(By.XPATH, "//h2[@id='funnel-title']/following::table[1]")
+    steps = [r.find_element(By.TAG_NAME, "td").text for r in funnel.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert steps[0] == "impression" and len(steps) == 4, steps
+    assert int(funnel.find_elements(By.CSS_SELECTOR, "tbody tr td")[1].text) >= 1, funnel.text
+    assert d.find_element(By.CSS_SELECTOR, "#funnel-title ~ figure svg title").get_attribute("textContent")
+    check_page(d, "analytics")
+
+    # A period the API refuses (more than 366 days) is said in words, and the shown reports stay.
+    d.execute_script("document.getElementById('f-from').value = '2000-01-01'; document.getElementById('f-to').value = '2026-01-01';")
+    click(d, "Show")
+    WebDriverWait(d, 10).until(lambda drv: "from" in drv.find_element(By.ID, "flash").text)
+    assert d.find_elements(By.ID, "funnel-title")
+    expected_errors(d, "/analytics", 422)
+    d.execute_script("document.getElementById('f-from').value = ''; document.getElementById('f-to').value = '';")
+    click(d, "Show")
+    WebDriverWait(d, 10).until(lambda drv: drv.find_element(By.ID, "flash").text == "")
+
+    # An export of the summary as CSV: its progress, then a link that downloads it with the cookie session.
+    fill(d, "Report", "Summary")
+    fill(d, "Format", "CSV")
+    click(d, "Export")
+    link = WebDriverWait(d, 60).until(lambda drv: (drv.find_elements(By.CSS_SELECTOR, ".job a.download") or [None])[0])
+    href = link.get_attribute("href")
+    got = d.execute_async_script("const done = arguments[arguments.length - 1];"
+                                 "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), t])))"
+                                 ".catch(e => done([0, String(e), '']));", href)
+    assert got[0] == 200 and got[1].startswith("text/csv") and "impressions" in got[2].lower(), got[:2]
+    WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.XPATH, "//h3[.='Recent exports']/following::table[1]//a[contains(@class, 'download')]"))
+    check_page(d, "analytics-export")
+    d.set_window_size(390, 844)
+    wide = d.execute_script("return Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table')).map(e => e.tagName + '.' + e.className).slice(0, 5)")
+    assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), wide
+    shot(d, "analytics-phone")
+    d.set_window_size(1280, 1000)
+    click(d, "Back to Main store")
+    heading(d, "Main store")
 
     # A phone-width window still shows everything without horizontal scrolling of the page.
     d.set_window_size(390, 844)
@@ -277,6 +329,8 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     assert wait_for(lambda: "Sarah" in preview_text(d), timeout=15), preview_text(d)
     assert not d.find_elements(By.XPATH, "//button[normalize-space()='Save' or normalize-space()='Publish' or normalize-space()='Pause' or normalize-space()='Delete']")
     assert not d.find_element(By.XPATH, "//label[contains(., 'Message template')]//textarea").is_enabled()
+    assert not d.find_element(By.XPATH, "//label[contains(., 'Saved template')]//select").is_enabled()
+    assert not d.find_elements(By.XPATH, "//button[normalize-space()='Save the message as a template']")
     check_page(d, "notification-editor-viewer")
     # The editor at phone width: one column, no sideways scrolling.
     d.set_window_size(390, 844)

@@ -300,7 +300,8 @@
             flash("Created. Edit it, then publish it to show it on your site.", "info");
           });
         }),
-        h("h2", null, "Analytics (last 30 days)"), analyticsBox(siteId));
+        h("h2", null, "Analytics (last 30 days)"), analyticsBox(siteId),
+        h("p", null, h("a", { href: "#/sites/" + siteId + "/analytics" }, "All analytics: A/B tests, funnel, exports, any period")));
     });
   }
 
@@ -330,14 +331,13 @@
 
   // An SVG bar chart of impressions and clicks per day, drawn with DOM calls; the numbers are also in its
   // accessible description and in the tables around it.
+  function s(tag, attrs) {
+    var el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    for (var i = 2; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
   function chart(series, period) {
-    var NS = "http://www.w3.org/2000/svg";
-    function s(tag, attrs) {
-      var el = document.createElementNS(NS, tag);
-      Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
-      for (var i = 2; i < arguments.length; i++) append(el, arguments[i]);
-      return el;
-    }
     var width = 640, height = 180, pad = 24;
     var max = Math.max(1, Math.max.apply(null, series.map(function (p) { return p.impressions; })));
     var step = series.length ? (width - pad * 2) / series.length : 0;
@@ -362,6 +362,162 @@
   }
 
 
+  // --- the analytics page: a period, the summary with each variant, A/B verdicts, the funnel, exports ----------
+  function pct(x, digits) { return x === null || x === undefined ? "–" : (x * 100).toFixed(digits === undefined ? 1 : digits) + " %"; }
+  function signedPct(x) { return x === null || x === undefined ? "–" : (x > 0 ? "+" : x < 0 ? "−" : "") + Math.abs(x * 100).toFixed(1) + " %"; }
+  function pValue(p) { return p === null || p === undefined ? "–" : p < 0.001 ? "< 0.001" : p.toFixed(3); }
+  function query(params) {
+    var q = Object.keys(params).filter(function (k) { return params[k]; }).map(function (k) { return k + "=" + encodeURIComponent(params[k]); });
+    return q.length ? "?" + q.join("&") : "";
+  }
+
+  function analyticsPage(siteId) {
+    return api("GET", "/sites/" + siteId).then(function (site) {
+      var period = { from: "", to: "" };
+      var reports = h("div", { class: "reports" });
+      var exportsBox = h("div", { "aria-live": "polite" });
+      var jobBox = h("div", { "aria-live": "polite" });
+      var rangeForm = h("form", { "aria-label": "Period", class: "row range", novalidate: true },
+        field("From", "from", "date"), field("To", "to", "date"), h("button", { type: "submit" }, "Show"));
+      append(reports, h("p", { class: "muted" }, "Loading…"));
+      // The reports of a period replace the shown ones only once all three have answered; a refused period (the
+      // API's words, such as a day too far back) leaves the shown ones in place.
+      function load() {
+        var base = "/sites/" + siteId + "/analytics";
+        return Promise.all([api("GET", base + query({ from: period.from, to: period.to, interval: "day" })), api("GET", base + "/ab-tests" + query(period)), api("GET", base + "/funnels" + query(period))])
+          .then(function (r) {
+            reports.textContent = "";
+            append(reports, [summarySection(r[0]), abSection(r[1], r[0]), funnelSection(r[2])]);
+          });
+      }
+      submit(rangeForm, function (v) {
+        if (v.from && v.to && v.from > v.to) throw new Error("The first day (From) must not be after the last day (To).");
+        var before = period;
+        period = { from: v.from, to: v.to };
+        return load().catch(function (e) { period = before; throw e; });
+      });
+
+      var exportForm = submit(h("form", { "aria-label": "New export" },
+        field("Report", "report", "select", { options: [["summary", "Summary"], ["ab-tests", "A/B tests"], ["funnels", "Funnel"], ["cohorts", "Cohorts"], ["attribution", "Attribution"], ["events", "Raw events (CSV, at most 31 days)"]] }),
+        field("Format", "format", "select", { options: [["csv", "CSV"], ["pdf", "PDF"]] }),
+        h("p", { class: "hint" }, "The export covers the period shown above."),
+        h("button", { type: "submit" }, "Export")), function (v) {
+        var parameters = {};
+        if (period.from) parameters.from = period.from;
+        if (period.to) parameters.to = period.to;
+        return api("POST", "/sites/" + siteId + "/analytics/export", { report: v.report, format: v.format, parameters: parameters }).then(function (job) {
+          follow(job);
+          listExports();
+        });
+      });
+      function exportLine(job) {
+        if (job.status === "succeeded" && job.links.download) return h("a", { href: job.links.download, class: "download" }, "Download " + (job.fileName || job.report + "." + job.format));
+        if (job.status === "failed") return "Failed: " + (job.error || "the export could not be written.");
+        if (job.status === "expired") return "Expired (files are kept 7 days).";
+        return job.status === "queued" ? "Waiting…" : "Writing… " + Math.round(job.progress * 100) + " %";
+      }
+      // An export is a job: its progress is polled until it is written (or failed), then its file is a link.
+      function follow(job) {
+        jobBox.textContent = "";
+        var label = job.report + " (" + job.format.toUpperCase() + ")";
+        append(jobBox, h("div", { class: "job" },
+          h("label", { for: "export-progress" }, "Export of " + label),
+          h("progress", { id: "export-progress", max: "1", value: String(job.progress || 0) }),
+          h("p", { class: "job-status" }, exportLine(job))));
+        if (job.status === "queued" || job.status === "running") {
+          var at = location.hash;
+          setTimeout(function () {
+            if (location.hash !== at) return;
+            api("GET", job.links.self).then(follow, function (e) { if (e !== STALE) flash(e.message, "error"); });
+          }, 1000);
+        } else listExports();
+      }
+      function listExports() {
+        return api("GET", "/sites/" + siteId + "/analytics/exports?limit=10").then(function (page) {
+          exportsBox.textContent = "";
+          append(exportsBox, table(["Asked for", "Report", "Period", "Format", "File"], page.items.map(function (x) {
+            return [when(x.createdAt), x.report, (x.parameters.from || "") + " to " + (x.parameters.to || ""), x.format.toUpperCase(), exportLine(x)];
+          })));
+        }, function (e) { if (e !== STALE) flash(e.message, "error"); });
+      }
+
+      show("Analytics · " + site.name, h("p", null, h("a", { href: "#/sites/" + siteId }, "Back to " + site.name)), h("h1", null, "Analytics"),
+        h("p", { class: "muted" }, site.name + " · days in " + site.timezone + "; without dates, the last 30 days."),
+        rangeForm, reports,
+        h("h2", null, "Exports"), exportForm, jobBox, h("h3", null, "Recent exports"), exportsBox);
+      listExports();
+      return load();
+    });
+  }
+
+  function summarySection(a) {
+    var t = a.totals || {};
+    var rows = [];
+    (a.notifications || []).forEach(function (n) {
+      function row(name, variant, m) {
+        return [name, variant, String(m.impressions), String(m.clicks), String(m.conversions), pct(m.clickThroughRate), pct(m.conversionRate)];
+      }
+      rows.push(row(n.name || "(deleted notification)", n.variants.length ? "all" : "–", n.metrics));
+      n.variants.forEach(function (v) { rows.push(row("", v.name || "(removed variant)", v.metrics)); });
+    });
+    return h("section", { "aria-labelledby": "summary-title" }, h("h2", { id: "summary-title" }, "Summary, " + a.from + " to " + a.to),
+      table(["Impressions", "Clicks", "Conversions", "Unique visitors", "Click-through", "Conversion"],
+        [[String(t.impressions), String(t.clicks), String(t.conversions), String(t.uniqueVisitors), pct(t.clickThroughRate), pct(t.conversionRate)]]),
+      chart(a.series || [], a.from + " to " + a.to),
+      h("h3", null, "By notification and variant"),
+      table(["Notification", "Variant", "Impressions", "Clicks", "Conversions", "Click-through", "Conversion"], rows));
+  }
+
+  // A/B tests: each variant against the control (the first), with the verdict as the API words it. A winner is
+  // named only when one is declared; a sample-ratio mismatch is a warning that no result can be trusted.
+  function abSection(report, summary) {
+    var level = Math.round((report.confidenceLevel || 0.95) * 100) + " %";
+    var names = {};
+    (summary.notifications || []).forEach(function (n) { n.variants.forEach(function (v) { names[v.variantId] = v.name; }); });
+    return h("section", { "aria-labelledby": "ab-title" }, h("h2", { id: "ab-title" }, "A/B tests"),
+      h("p", { class: "hint" }, "Each variant against the control (the first); a verdict needs at least " + report.minimumExposuresPerVariant + " exposures and " +
+        report.minimumConversionsPerVariant + " conversions per variant. Intervals at " + level + " confidence."),
+      report.tests.length ? report.tests.map(function (test) {
+        var winner = test.verdict === "winner" ? test.variants.filter(function (v) { return v.variantId === test.winner; })[0] : null;
+        var srm = test.sampleRatioMismatch;
+        return h("div", { class: "ab-test" },
+          h("h3", null, test.name || "(deleted notification)"),
+          h("p", { class: "verdict verdict-" + test.verdict }, h("strong", null, {
+            not_enough_data: "Not enough data yet. ", sample_ratio_mismatch: "Sample ratio mismatch. ", no_significant_difference: "No significant difference. ", winner: "Winner: " + (winner ? (winner.name || "a variant") + ". " : "")
+          }[test.verdict] || ""), test.message),
+          srm && srm.flagged ? h("p", { class: "secret", role: "note" }, "The exposures do not match the variants' weights (χ² = " + srm.chiSquared.toFixed(1) + ", p " + (srm.pValue < 0.001 ? "< 0.001" : "= " + srm.pValue.toFixed(3)) + "): visitors are not being split as set, so no result can be trusted.") : null,
+          table(["Variant", "Weight", "Exposures", "Conversions", "Rate", "Lift (" + level + " interval)", "p-value"], test.variants.map(function (v) {
+            var lift = v.control ? "control" : v.lift === null ? "–" : signedPct(v.lift) + (v.liftInterval ? " (" + signedPct(v.liftInterval[0]) + " to " + signedPct(v.liftInterval[1]) + ")" : "");
+            return [(v.name || names[v.variantId] || "(removed variant)") + (v.control ? " (control)" : "") + (test.verdict === "winner" && v.variantId === test.winner ? " ★ winner" : ""),
+              v.weight === null ? "–" : String(v.weight), String(v.exposures), String(v.conversions), pct(v.conversionRate, 2), lift, v.control ? "–" : pValue(v.pValue) + (v.significant ? " (significant)" : "")];
+          })));
+      }) : h("p", { class: "muted" }, "No A/B test in this period: add variants to a notification to start one."));
+  }
+
+  // The funnel: each step's visitors, drop-off and conversion, as a table and as bars.
+  function funnelSection(f) {
+    var width = 640, row = 34, left = 130, height = f.steps.length * row + 10;
+    var first = Math.max(1, f.steps.length ? f.steps[0].visitors : 1);
+    var bars = f.steps.map(function (st, i) {
+      var w = Math.max(f.steps[i].visitors ? 2 : 0, (width - left - 80) * st.visitors / first);
+      return s("g", null,
+        s("text", { x: 4, y: i * row + 26, class: "label step-label" }, st.name),
+        s("rect", { x: left, y: i * row + 10, width: w.toFixed(1), height: 22, class: "bar-funnel" }, s("title", null, st.name + ": " + st.visitors + " visitors")),
+        s("text", { x: (left + w + 6).toFixed(1), y: i * row + 26, class: "label" }, st.visitors + " (" + pct(st.conversionFromFirst, 0) + ")"));
+    });
+    var desc = f.steps.map(function (st) { return st.name + " " + st.visitors; }).join(", ");
+    return h("section", { "aria-labelledby": "funnel-title" }, h("h2", { id: "funnel-title" }, "Funnel"),
+      h("p", { class: "hint" }, "Visitors who went through each step in order, within " + f.windowMinutes + " minutes of the first, " + f.from + " to " + f.to + "."),
+      h("figure", { class: "chart" },
+        s("svg", { viewBox: "0 0 " + width + " " + height, role: "img", "aria-labelledby": "funnel-svg-title funnel-svg-desc", width: "100%" },
+          s("title", { id: "funnel-svg-title" }, "Funnel: visitors at each step"),
+          s("desc", { id: "funnel-svg-desc" }, "Visitors per step: " + desc + "."),
+          bars),
+        h("figcaption", null, "Visitors at each step, and their share of the first step")),
+      table(["Step", "Visitors", "Drop-off", "From the previous step", "From the first step"], f.steps.map(function (st) {
+        return [st.name, String(st.visitors), String(st.dropOff), pct(st.conversionFromPrevious), pct(st.conversionFromFirst)];
+      })));
+  }
 
   // --- integrations and outbound webhooks ----------------------------------------------------------------------
   function siteRole(site) { return api("GET", "/organizations/" + site.organizationId).then(function (o) { return o.role; }); }
@@ -590,10 +746,11 @@
 
   function editorPage(siteId, id) {
     var base = "/sites/" + siteId + "/notifications/" + id;
-    return Promise.all([api("GET", "/sites/" + siteId), api("GET", base)]).then(function (r) {
-      return api("GET", "/organizations/" + r[0].organizationId).then(function (org) { return [r[0], r[1], org]; });
+    return Promise.all([api("GET", "/sites/" + siteId), api("GET", base), api("GET", "/sites/" + siteId + "/templates")]).then(function (r) {
+      return api("GET", "/organizations/" + r[0].organizationId).then(function (org) { return [r[0], r[1], org, r[2].items]; });
     }).then(function (r) {
       var site = r[0], n = r[1], org = r[2];
+      var saved = r[3].filter(function (t) { return !t.builtIn && t.type === n.type; });
       var canEdit = org.role !== "viewer";
       var st = n.settings, c = n.content || {}, colors = st.colors || {};
       var simple = simpleRules(n.rules);
@@ -643,11 +800,30 @@
       var devices = ["desktop", "mobile", "tablet"].map(function (d) {
         return input(d.charAt(0).toUpperCase() + d.slice(1), "settings.devices", { type: "checkbox", class: "device", value: d, checked: st.devices.indexOf(d) >= 0 });
       });
+      // Saved templates: the message may come from one of the site's templates of this type (its own message, when
+      // written, overrides it); the message written here can be saved as a new template.
+      var templatePick = input("Saved template", "templateId", { tag: "select", value: n.templateId || "",
+        options: [["", "None (the message above, or the default)"]].concat(saved.map(function (t) { return [t.id, t.name]; })) },
+        "A template of this site; the message above, when written, is used instead.");
+      var templateName = h("input", { id: "template-name", maxlength: "100", autocomplete: "off" });
+      var templateSaver = h("div", { class: "row template-saver" },
+        h("label", { for: "template-name" }, "Name of a new template", templateName),
+        h("button", { type: "button", class: "secondary", onclick: function () {
+          var body = form.querySelector('[data-field="message"]').value;
+          if (!templateName.value.trim()) { flash("Name the template first."); templateName.focus(); return; }
+          if (!body.trim()) { flash("Write the message to save as a template first."); return; }
+          guarded(api("POST", "/sites/" + siteId + "/templates", { name: templateName.value.trim(), type: n.type, body: body }).then(function (t) {
+            append(templatePick.querySelector("select"), h("option", { value: t.id }, t.name));
+            templateName.value = "";
+            flash("Template “" + t.name + "” saved: choose it under Saved template in any " + n.type.replace("_", " ") + " notification.", "info");
+          }));
+        } }, "Save the message as a template"));
       var form = h("form", { class: "editor-form", "aria-label": "Edit notification", novalidate: true },
         h("fieldset", null, h("legend", null, "Message"),
           input("Name", "name", { value: n.name, required: true, maxlength: "100" }),
           input("Message template", "message", { tag: "textarea", rows: "3", value: n.message || "", maxlength: "500", placeholder: n.effectiveTemplate },
             "Empty uses the default shown. Placeholders such as {{firstName}}, {{city}}, {{productName}}, {{count}}, filters such as {{firstName | fallback: \"Someone\"}}; the full list is in /openapi.json (MessageTemplate)."),
+          templatePick, canEdit ? templateSaver : null,
           typeFields),
         h("fieldset", null, h("legend", null, "Display"),
           input("Position", "settings.position", { tag: "select", value: st.position, options: [["bottom-left", "Bottom left"], ["bottom-right", "Bottom right"], ["top-left", "Top left"], ["top-right", "Top right"]] }),
@@ -708,7 +884,7 @@
         var out = {}; out[modeSelect.querySelector("select").value] = list; return out;
       }
       function collect() {
-        var body = { name: val("name"), message: val("message") === "" ? null : val("message"), rules: collectRules() };
+        var body = { name: val("name"), message: val("message") === "" ? null : val("message"), templateId: val("templateId") || null, rules: collectRules() };
         var settings = { position: val("settings.position"), theme: val("settings.theme"),
           firstDelaySeconds: numberOrNull(val("settings.firstDelaySeconds")), displaySeconds: numberOrNull(val("settings.displaySeconds")),
           gapSeconds: numberOrNull(val("settings.gapSeconds")), maxPerPage: numberOrNull(val("settings.maxPerPage")),
@@ -870,6 +1046,7 @@
     else if (parts[0] === "orgs" && parts[1]) page = orgPage(parts[1]);
     else if (parts[0] === "sites" && parts[2] === "notifications" && parts[3]) page = editorPage(parts[1], parts[3]);
     else if (parts[0] === "sites" && parts[2] === "integrations") page = integrationsPage(parts[1]);
+    else if (parts[0] === "sites" && parts[2] === "analytics") page = analyticsPage(parts[1]);
     else if (parts[0] === "sites" && parts[1]) page = sitePage(parts[1]);
     else page = homePage();
     guarded(page);
