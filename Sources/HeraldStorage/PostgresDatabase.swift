@@ -216,6 +216,9 @@ struct PostgresExecutor: SQLExecutor {
         }
     }
 
+    /// 2000-01-01T00:00:00Z in Unix microseconds: PostgreSQL's epoch for timestamps.
+    static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
+
     static func bind(_ value: SQLValue, into bindings: inout PostgresBindings) {
         switch value {
         case .null: bindings.appendNull()
@@ -225,7 +228,13 @@ struct PostgresExecutor: SQLExecutor {
         case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
         case .bool(let value): bindings.append(value)
         case .uuid(let uuid): bindings.append(uuid)
-        case .date(let date): bindings.append(date.clampedToStorableRange)
+        case .date(let date):
+            // timestamptz's binary format: microseconds since 2000-01-01, rounded to the nearest. PostgresNIO's own
+            // Date encoding truncates, so a time read back and bound again (a page cursor) could lose a microsecond
+            // and skip every row that shares it.
+            var buffer = ByteBuffer()
+            buffer.writeInteger(date.unixMicroseconds - Self.postgresEpochMicroseconds)
+            bindings.append(PostgresData(type: .timestamptz, formatCode: .binary, value: buffer))
         case .json(let text):
             // jsonb's binary format is a version byte followed by the document's text.
             var buffer = ByteBuffer()

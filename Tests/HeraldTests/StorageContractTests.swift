@@ -190,6 +190,42 @@ struct StorageContractTests {
             try await insert(#"back\u0000slash"#, json: #"{"a":"\\u0000"}"#)
         }
     }
+
+    /// A page cursor binds a time it read back; if a microsecond were lost on the way (PostgresNIO's Date encoding
+    /// truncates), `(created_at, id) < cursor` would skip every row that shares the time. Many times round-trip
+    /// exactly: read, through the cursor's text, bound again, equal to the stored value.
+    @Test(arguments: TestStore.available)
+    func timesReadBackAndBoundAgainNameTheSameMicrosecond(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            let table = "ct_time_\(store.rawValue)"
+            let column = store == .postgres ? "TIMESTAMPTZ" : "INTEGER"
+            try await database.transaction(.system) { tx in
+                _ = try await tx.query("CREATE TABLE \(unsafeRaw: table) (n INTEGER, t \(unsafeRaw: column))")
+                // One statement: a transaction that writes must stay short, or every PostgreSQL event bus on the
+                // cluster waits for it (DatabaseEventBus reads only below the oldest running transaction).
+                let base: Int64 = 1_796_000_000_123_456
+                let rows: [SQL] = (0..<500).map { n in
+                    "(\(n), \(Date(timeIntervalSince1970: Double(base + Int64(n) * 7_919) / 1_000_000)))"
+                }
+                _ = try await tx.query("INSERT INTO \(unsafeRaw: table) (n, t) VALUES \(SQL.joined(rows, separator: ", "))")
+            }
+            let mismatched = try await database.transaction(.system) { tx in
+                // Read-only: no transaction id, so it holds no bus back however long it takes.
+                var mismatched: [Int] = []
+                for row in try await tx.query("SELECT n, t FROM \(unsafeRaw: table)") {
+                    let n: Int = try row.get("n")
+                    let stored: Date = try row.get("t")
+                    let cursor = try #require(TimeCursor(TimeCursor(date: stored, id: UUID()).text))
+                    let same = try await tx.queryFirst(
+                        "SELECT COUNT(*) AS c FROM \(unsafeRaw: table) WHERE n = \(n) AND t = \(cursor.date) AND NOT (t < \(cursor.date))")
+                    if try same?.get("c", as: Int.self) != 1 { mismatched.append(n) }
+                }
+                return mismatched
+            }
+            #expect(mismatched.isEmpty, "times that did not round-trip: \(mismatched.prefix(10))")
+        }
+    }
 }
 
 /// Everything a store holds, as text: the SQLite files byte for byte, or a pg_dump of the database.
