@@ -26,7 +26,15 @@ import UsersService
 /// services behind one router with the shared middleware, and registers the background services.
 public func buildApplication(_ config: HeraldConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let composition = try await compose(config, logger: logger)
-    let server: HTTPServerBuilder = try config.tls.map { try .tls(.http1(), tlsConfiguration: try $0.makeTLSConfiguration()) } ?? .http1()
+    // The hot GET routes answered from memory on the event loop, unless requests are traced (a span per request
+    // needs the middleware chain).
+    let fastRoutes = HeraldTracing.isRequested(config.environment) ? [] : composition.fastRoutes
+    let fastOptions = FastPathOptions(recordsMetrics: config.metrics.isEnabled, trustedProxies: config.trustedProxies, logger: logger)
+    let http1: HTTPServerBuilder = .http1(
+        configuration: .init(
+            additionalChannelHandlers: fastRoutes.isEmpty ? [] : [FastPathHandler(routes: fastRoutes, options: fastOptions)]
+        ))
+    let server: HTTPServerBuilder = try config.tls.map { try .tls(http1, tlsConfiguration: try $0.makeTLSConfiguration()) } ?? http1
     var app = Application(
         router: composition.router,
         server: server,
@@ -61,6 +69,8 @@ struct Composition {
     var migrator: Migrator
     /// Opened once migrations ran; consumers wait for it.
     var started: ReadyGate
+    /// The selected modules' routes that ``FastPathHandler`` may answer from memory.
+    var fastRoutes: [any FastRoute] = []
 }
 
 /// Opens the store, loads keys and composes the selected modules (without starting anything).
@@ -171,6 +181,7 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
 
     // Modules are built only when selected: some own clients or caches that must not exist otherwise.
     var consumers: [any EventConsumer] = []
+    var fastRoutes: [any FastRoute] = []
     var footprints: [(service: String, footprint: StorageFootprint)] = []
     var dependencies: [DependencyCheck] = []
     for entry in ModuleCatalog.all where config.services.contains(entry.name) {
@@ -184,6 +195,7 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
         services += module.services
         if let footprint = module.storageFootprint { footprints.append((entry.name.rawValue, footprint)) }
         dependencies += module.dependencies
+        fastRoutes += module.fastRoutes
     }
     // The dashboard is a client of the public API; it is served where people sign in.
     if config.services.contains(.users) { Dashboard.addRoutes(to: router) }
@@ -209,7 +221,7 @@ func compose(_ config: HeraldConfiguration, logger: Logger) async throws -> Comp
         )
     }
 
-    return Composition(router: router, services: services, migrator: migrator, started: started)
+    return Composition(router: router, services: services, migrator: migrator, started: started, fastRoutes: fastRoutes)
 }
 
 /// Shuts an HTTP client down when the application stops.

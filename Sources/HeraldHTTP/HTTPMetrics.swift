@@ -22,7 +22,7 @@ public final class RequestObservation: Sendable {
 /// in the chain, so it sees the status a client sees, problem responses included.
 public struct HTTPMetricsMiddleware: RouterMiddleware {
     public typealias Context = HeraldRequestContext
-    private let instruments = InstrumentCache()
+    private let instruments = InstrumentCache.shared
 
     public init() {}
 
@@ -77,6 +77,9 @@ public struct ServiceLabelMiddleware: RouterMiddleware {
 /// swift-metrics looks instruments up by label and dimensions under a lock in the factory; keeping them per key
 /// here makes recording one dictionary read.
 final class InstrumentCache: Sendable {
+    /// One for the process: the middleware and ``FastPathHandler`` count into the same series.
+    static let shared = InstrumentCache()
+
     struct Key: Hashable, Sendable {
         var service: String
         var method: String

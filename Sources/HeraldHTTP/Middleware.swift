@@ -91,19 +91,26 @@ public struct AccessLogMiddleware: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
+        Self.log(
+            context.logger, method: request.method.rawValue, path: request.uri.path, status: response.status.code, since: start,
+            client: context.clientIP)
+        return response
+    }
+
+    /// The line, also written by ``FastPathHandler`` for the requests it answers.
+    static func log(_ logger: Logger, method: String, path: String, status: Int, since start: ContinuousClock.Instant, client: String) {
         let elapsed = ContinuousClock.now - start
         let millis = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
-        context.logger.info(
+        logger.info(
             "request",
             metadata: [
-                "method": .string(request.method.rawValue),
-                "path": .string(request.uri.path),
-                "status": .stringConvertible(response.status.code),
+                "method": .string(method),
+                "path": .string(path),
+                "status": .stringConvertible(status),
                 "duration_ms": .string(String(format: "%.2f", millis)),
-                "client": .string(context.clientIP),
+                "client": .string(client),
             ]
         )
-        return response
     }
 }
 
@@ -116,8 +123,14 @@ public struct SecurityHeadersMiddleware: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
+        Self.addDefaults(to: &response.headers)
+        return response
+    }
+
+    /// The headers a response gets unless it set its own.
+    public static func addDefaults(to headers: inout HTTPFields) {
         func setIfAbsent(_ name: HTTPField.Name, _ value: String) {
-            if response.headers[name] == nil { response.headers[name] = value }
+            if headers[name] == nil { headers[name] = value }
         }
         setIfAbsent(.xContentTypeOptions, "nosniff")
         setIfAbsent(.contentSecurityPolicy, "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -125,7 +138,6 @@ public struct SecurityHeadersMiddleware: RouterMiddleware {
         setIfAbsent(.referrerPolicy, "no-referrer")
         setIfAbsent(.crossOriginResourcePolicy, "same-origin")
         setIfAbsent(.cacheControl, "no-store")
-        return response
     }
 }
 

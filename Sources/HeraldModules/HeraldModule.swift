@@ -22,6 +22,9 @@ public protocol HeraldModule: Sendable {
     var storageFootprint: StorageFootprint? { get }
     /// Outside systems this service needs to answer requests (ClickHouse for Analytics), checked by `/readyz`.
     var dependencies: [DependencyCheck] { get }
+    /// Hot GET routes answered from memory on the event loop when they can be (``FastPathHandler``); each is also
+    /// an ordinary route, which answers whenever the fast path declines.
+    var fastRoutes: [any FastRoute] { get }
 }
 
 /// A dependency `/readyz` checks: its name in the answer, and a check that throws when it does not answer.
@@ -36,6 +39,7 @@ public struct DependencyCheck: Sendable {
 }
 
 extension HeraldModule {
+    public var fastRoutes: [any FastRoute] { [] }
     public var consumers: [any EventConsumer] { [] }
     public var services: [any Service] { [] }
     public var storageFootprint: StorageFootprint? { nil }

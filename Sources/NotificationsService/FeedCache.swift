@@ -94,6 +94,12 @@ actor FeedCache {
         return route
     }
 
+    /// The feed of a known key when it is built and fresh, without waiting: for ``FeedFastRoute`` on the event loop.
+    nonisolated func cachedFeed(publicKey: String) -> Entry? {
+        guard let route = shared.withLock({ $0.routes[publicKey] }) else { return nil }
+        return fresh(route.siteId)
+    }
+
     /// The current feed of the site behind `publicKey`.
     nonisolated func feed(publicKey: String) async throws -> Entry? {
         guard let route = try await route(publicKey: publicKey) else { return nil }

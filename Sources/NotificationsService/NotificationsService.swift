@@ -112,6 +112,8 @@ public struct NotificationsService: HeraldModule {
     /// The tables Billing meters as this service's storage.
     public var storageFootprint: StorageFootprint? { NotificationsTables.footprint }
 
+    public var fastRoutes: [any FastRoute] { [FeedFastRoute(feeds: feeds, maxAge: options.feedMaxAge)] }
+
     /// Long-running parts: live-stream keep-alives and shutdown, presence pruning, other instances' feed changes.
     public var services: [any Service] {
         [
