@@ -25,7 +25,13 @@ public enum BrowserSessionCookie {
 
     /// The `Set-Cookie` value; `maxAge` 0 clears it.
     public static func setCookie(_ secret: String, maxAge: Int, secure: Bool) -> String {
-        "\(name)=\(secret); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+        httpOnlyCookie(name, secret, path: "/", maxAge: maxAge, sameSite: "Strict", secure: secure)
+    }
+
+    /// A `Set-Cookie` value for a cookie page scripts cannot read: Herald's session cookie and the sign-in's state
+    /// cookie differ only in name, path and SameSite. `maxAge` 0 clears it.
+    public static func httpOnlyCookie(_ name: String, _ value: String, path: String, maxAge: Int, sameSite: String, secure: Bool) -> String {
+        "\(name)=\(value); Path=\(path); Max-Age=\(maxAge); HttpOnly; SameSite=\(sameSite)" + (secure ? "; Secure" : "")
     }
 }
 

@@ -41,8 +41,8 @@ struct ProviderKeys: Sendable {
     }
 }
 
-/// Reads a compact JWT's header without trusting it.
-enum JWTParts {
+/// Reads a compact JWT's parts without trusting them: the header (which key), the issuer (which provider).
+public enum JWTParts {
     struct Header: Decodable {
         var alg: String?
         var kid: String?
@@ -68,11 +68,6 @@ enum JWTParts {
         else { return nil }
         return object["iss"] as? String
     }
-}
-
-extension OIDCClient {
-    /// The issuer a token claims, unverified: which organization's provider should check it.
-    public static func unverifiedIssuer(of token: String) -> String? { JWTParts.unverifiedIssuer(of: token) }
 }
 
 /// The claims of an ID token or a session token, checked after the signature.

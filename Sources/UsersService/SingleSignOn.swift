@@ -109,7 +109,7 @@ struct ExternalSessionTokens: Sendable {
     }
 
     private func verifiedSession(for token: String, now: Date) async throws -> ExternalSession? {
-        guard let issuer = OIDCClient.unverifiedIssuer(of: token), issuer.utf8.count <= 500 else { return nil }
+        guard let issuer = JWTParts.unverifiedIssuer(of: token), issuer.utf8.count <= 500 else { return nil }
         guard let organizationId = try await database.transaction(.system, { try await store.organization(acceptingTokensFrom: issuer, in: $0) }),
             let connection = try await database.transaction(
                 .organization(organizationId), { try await store.connection(of: organizationId, in: $0) }),

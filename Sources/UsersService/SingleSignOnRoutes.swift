@@ -348,9 +348,8 @@ extension UsersService {
     /// The browser-binding cookie of a sign-in: HttpOnly, sent back only to the callback path, on the provider's
     /// top-level redirect (SameSite=Lax), and Secure when Herald is served over https.
     func stateCookie(_ value: String, maxAge: Int) -> String {
-        var cookie = "\(Self.ssoStateCookie)=\(value); Path=/auth/sso; Max-Age=\(maxAge); HttpOnly; SameSite=Lax"
-        if publicBaseURL.lowercased().hasPrefix("https://") { cookie += "; Secure" }
-        return cookie
+        BrowserSessionCookie.httpOnlyCookie(
+            Self.ssoStateCookie, value, path: "/auth/sso", maxAge: maxAge, sameSite: "Lax", secure: cookiesAreSecure)
     }
 
     /// A path on Herald's own origin: no scheme, no host, no `//` or `/\` a browser would read as another host.
