@@ -125,6 +125,21 @@ def wait_for(predicate, timeout=10, interval=0.1):
     return None
 
 
+def published_site(server):
+    """A new owner's organization with one site and a published recent_activity notification, once the site reached
+    the Notifications service: {"h": owner's auth headers, "site": the site with its keys, "n": the notification}."""
+    owner = server.signup()
+    h = server.auth(owner["token"])
+    org = requests.post(server.url("/organizations"), json={"name": "Shops"}, headers=h).json()
+    site = requests.post(server.url(f"/organizations/{org['id']}/sites"), json={"name": "Kite Shop", "domain": "kites.example.com"},
+                         headers=h).json()
+    assert wait_for(lambda: requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).status_code == 200)
+    n = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h,
+                      json={"name": "Recent purchases", "type": "recent_activity"}).json()
+    assert requests.post(server.url(f"/sites/{site['id']}/notifications/{n['id']}/publish"), headers=h).status_code == 200
+    return {"h": h, "site": site, "n": n}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request):
     return postgres_url_or_skip() if request.param == "postgres" else None

@@ -15,14 +15,9 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import ROOT, Herald, postgres_url_or_skip, wait_for
+from conftest import ROOT, Herald, published_site, wait_for
 
 FAKE = os.path.join(ROOT, "scripts", "lib", "fcm_fake.py")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request):
-    return postgres_url_or_skip() if request.param == "postgres" else None
 
 
 def start_process(args, ready_file, timeout=15):
@@ -71,19 +66,6 @@ def fcm_token():
     return "e" + uuid.uuid4().hex[:10] + ":APA91b" + uuid.uuid4().hex + uuid.uuid4().hex + "-_x"
 
 
-def world(server):
-    owner = server.signup()
-    h = server.auth(owner["token"])
-    org = requests.post(server.url("/organizations"), json={"name": "Shops"}, headers=h).json()
-    site = requests.post(server.url(f"/organizations/{org['id']}/sites"), json={"name": "Kite Shop", "domain": "kites.example.com"},
-                         headers=h).json()
-    assert wait_for(lambda: requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).status_code == 200)
-    n = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h,
-                      json={"name": "Recent purchases", "type": "recent_activity"}).json()
-    assert requests.post(server.url(f"/sites/{site['id']}/notifications/{n['id']}/publish"), headers=h).status_code == 200
-    return {"h": h, "site": site, "n": n}
-
-
 def publish(server, site, **fields):
     r = requests.post(server.url(f"/sites/{site['id']}/activities"), headers={"Authorization": f"Bearer {site['secretKey']}"},
                       json={"type": "purchase", **fields})
@@ -98,7 +80,7 @@ def test_activities_reach_fcm_tokens_and_fcm_answers_are_honoured(store, fcm):
     server = Herald(database_url=store, env={
         "HERALD_BCRYPT_COST": "10", "HERALD_FCM_SERVICE_ACCOUNT_FILE": fcm["account_file"], "HERALD_FCM_BASE_URL": fcm["url"]}).start()
     try:
-        w = world(server)
+        w = published_site(server)
         site, h = w["site"], w["h"]
         widget = server.url(f"/widget/v1/{site['publicKey']}")
         r = requests.put(server.url(f"/sites/{site['id']}/notifications/{w['n']['id']}/push"), headers=h,
@@ -185,7 +167,7 @@ def test_fcm_tokens_are_checked(fcm):
     server = Herald(env={"HERALD_BCRYPT_COST": "10", "HERALD_FCM_SERVICE_ACCOUNT_FILE": fcm["account_file"],
                          "HERALD_FCM_BASE_URL": fcm["url"]}).start()
     try:
-        w = world(server)
+        w = published_site(server)
         widget = server.url(f"/widget/v1/{w['site']['publicKey']}")
         for body in [{"fcmToken": "short"}, {"fcmToken": 5}, {"fcmToken": None}, {"fcmToken": "has spaces in it and is long enough"},
                      {"fcmToken": "x" * 4097}, {"fcmToken": fcm_token(), "endpoint": "https://push.example.net/x"}]:
@@ -201,7 +183,7 @@ def test_fcm_tokens_are_checked(fcm):
     # Without FCM an FCM token is refused; a broken service account stops the start with a one-line reason.
     bare = Herald(env={"HERALD_BCRYPT_COST": "10"}).start()
     try:
-        w = world(bare)
+        w = published_site(bare)
         r = requests.post(bare.url(f"/widget/v1/{w['site']['publicKey']}/push-subscriptions"), json={"fcmToken": fcm_token()})
         assert r.status_code == 409 and r.json()["type"].endswith("push-unavailable"), r.text
     finally:

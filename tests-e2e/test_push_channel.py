@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from conftest import Herald, postgres_url_or_skip, wait_for
+from conftest import Herald, published_site, wait_for
 
 
 def b64url(data):
@@ -102,24 +102,6 @@ def verify_vapid(authorization, endpoint_origin, advertised):
         pytest.fail("the VAPID signature does not verify")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request):
-    return postgres_url_or_skip() if request.param == "postgres" else None
-
-
-def world(server):
-    owner = server.signup()
-    h = server.auth(owner["token"])
-    org = requests.post(server.url("/organizations"), json={"name": "Shops"}, headers=h).json()
-    site = requests.post(server.url(f"/organizations/{org['id']}/sites"), json={"name": "Kite Shop", "domain": "kites.example.com"},
-                         headers=h).json()
-    assert wait_for(lambda: requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).status_code == 200)
-    n = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h,
-                      json={"name": "Recent purchases", "type": "recent_activity"}).json()
-    assert requests.post(server.url(f"/sites/{site['id']}/notifications/{n['id']}/publish"), headers=h).status_code == 200
-    return {"h": h, "site": site, "n": n}
-
-
 def test_new_activities_are_pushed_encrypted_and_signed(store):
     push = PushService()
     private, public = vapid_key()
@@ -127,7 +109,7 @@ def test_new_activities_are_pushed_encrypted_and_signed(store):
         "HERALD_BCRYPT_COST": "10", "HERALD_VAPID_PRIVATE_KEY": private, "HERALD_VAPID_SUBJECT": "mailto:ops@herald.test",
         "HERALD_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8"}).start()
     try:
-        w = world(server)
+        w = published_site(server)
         site, h = w["site"], w["h"]
         widget = server.url(f"/widget/v1/{site['publicKey']}")
         info = requests.get(widget + "/push").json()
@@ -195,7 +177,7 @@ def test_subscriptions_are_checked_and_settings_private():
     private, _ = vapid_key()
     server = Herald(env={"HERALD_BCRYPT_COST": "10", "HERALD_VAPID_PRIVATE_KEY": private, "HERALD_VAPID_SUBJECT": "mailto:ops@herald.test"}).start()
     try:
-        w = world(server)
+        w = published_site(server)
         widget = server.url(f"/widget/v1/{w['site']['publicKey']}")
         good = Browser("https://push.example.net/send/abc").subscription()
         for body, field in [({}, "endpoint"), ({**good, "endpoint": "not a url"}, "endpoint"),
@@ -228,7 +210,7 @@ def test_subscriptions_are_checked_and_settings_private():
 
     bare = Herald(env={"HERALD_BCRYPT_COST": "10"}).start()
     try:
-        w = world(bare)
+        w = published_site(bare)
         widget = bare.url(f"/widget/v1/{w['site']['publicKey']}")
         assert requests.get(widget + "/push").json() == {"available": False, "enabled": False}
         r = requests.post(widget + "/push-subscriptions", json=Browser("https://push.example.net/x").subscription())
