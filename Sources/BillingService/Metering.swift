@@ -62,6 +62,8 @@ struct ImpressionMeter: BatchEventConsumer {
     let group = "billing.impressions"
     let eventTypes: Set<String> = [BeaconBatch.eventType]
     var maxBatch: Int { 500 }
+    /// Like the analytics ingest: a tenth of a second of beacon commits counted in one transaction.
+    var linger: Duration { .milliseconds(100) }
 
     /// One event's impressions, decoded before the transaction.
     struct Counted: Sendable {

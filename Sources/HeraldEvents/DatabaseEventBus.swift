@@ -10,6 +10,8 @@ import Synchronization
 public protocol EventBus: Sendable {
     /// Tells the bus that a transaction holding new outbox events has committed, so local consumers wake at once.
     func didCommitEvents()
+    /// The same, naming the event types committed, so that only the consumers of those types wake.
+    func didCommitEvents(ofTypes types: Set<String>)
     /// A long-running service that delivers events to `consumer` until shutdown.
     func consumerService(for consumer: any EventConsumer) -> any Service
     /// Deliveries that exhausted their retries, newest first.
@@ -20,6 +22,10 @@ public protocol EventBus: Sendable {
     func lag() async throws -> [ConsumerLag]
     /// Housekeeping the bus needs while it runs (pruning delivered events), if any.
     func maintenanceServices() -> [any Service]
+}
+
+extension EventBus {
+    public func didCommitEvents(ofTypes types: Set<String>) { didCommitEvents() }
 }
 
 /// A consumer group's backlog.
@@ -143,10 +149,9 @@ public final class DatabaseEventBus: EventBus {
     let pollInterval: Duration
     let batchSize: Int
     let instanceId = UUID().lowercased
-    let signal = WakeSignal()
     let retention: BusRetention
-    /// The groups this process consumes, with their event types (for lag).
-    let groups = Mutex<[String: Set<String>]>([:])
+    /// The groups this process consumes: their event types (for lag and wake-ups) and the signal their runner waits on.
+    let groups = Mutex<[String: (types: Set<String>, signal: WakeSignal)]>([:])
     /// Consumers start delivering once this opens (after migrations have run).
     public let started: ReadyGate
 
@@ -169,16 +174,26 @@ public final class DatabaseEventBus: EventBus {
     }
 
     public func didCommitEvents() {
-        signal.signalAll()
+        for signal in groups.withLock({ $0.values.map(\.signal) }) { signal.signalAll() }
+    }
+
+    /// Wakes only the groups that consume one of `types`: a burst of beacon commits must not send every other
+    /// consumer round its read transaction.
+    public func didCommitEvents(ofTypes types: Set<String>) {
+        let signals = groups.withLock { groups in
+            groups.values.filter { $0.types.contains(EventTypes.all) || !$0.types.isDisjoint(with: types) }.map(\.signal)
+        }
+        for signal in signals { signal.signalAll() }
     }
 
     public func consumerService(for consumer: any EventConsumer) -> any Service {
-        groups.withLock { $0[consumer.group] = consumer.eventTypes }
-        return ConsumerRunner(bus: self, consumer: consumer)
+        let signal = WakeSignal()
+        groups.withLock { $0[consumer.group] = (consumer.eventTypes, signal) }
+        return ConsumerRunner(bus: self, consumer: consumer, signal: signal)
     }
 
     public func lag() async throws -> [ConsumerLag] {
-        let registered = groups.withLock { $0 }
+        let registered = groups.withLock { $0.mapValues(\.types) }
         var result: [ConsumerLag] = []
         for (group, types) in registered.sorted(by: { $0.key < $1.key }) {
             let typeFilter: SQL =
@@ -283,7 +298,7 @@ public final class DatabaseEventBus: EventBus {
             RETURNING event_seq
             """
         )
-        if !rows.isEmpty { signal.signalAll() }
+        if !rows.isEmpty { groups.withLock { $0[group]?.signal }?.signalAll() }
         return !rows.isEmpty
     }
 
@@ -309,11 +324,23 @@ public final class DatabaseEventBus: EventBus {
 }
 
 /// Runs one consumer group: reads new events in commit order, applies each once, retries failures with backoff.
+///
+/// Each round costs the store as little as it can, because every beacon commit starts one: the group is registered
+/// once, its lease is renewed only when half of it has run out (while it holds the lease, nobody else moves its
+/// position, so the position is kept in memory), and due retries are looked for at most once per poll interval.
 struct ConsumerRunner: Service {
     let bus: DatabaseEventBus
     let consumer: any EventConsumer
+    /// Signalled when events of the group's types commit in this process.
+    let signal: WakeSignal
     var database: any Database { bus.database }
     typealias Tables = DatabaseEventBus.Tables
+
+    /// The group's lease as this runner holds it: valid until `until` (by this process's clock), at `position`.
+    struct Lease {
+        var until: Date
+        var position: (tx: Int64, seq: Int64)
+    }
 
     func run() async throws {
         var consumerLogger = bus.logger
@@ -322,15 +349,35 @@ struct ConsumerRunner: Service {
         await cancelWhenGracefulShutdown {
             while !bus.started.isOpen && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
             var failures = 0
+            var registered = false
+            var lease: Lease?
+            var retriesLookedAt: ContinuousClock.Instant?
             while !Task.isCancelled {
                 do {
-                    try await register()
-                    let progressed = try await deliverNewEvents(logger: logger)
-                    let retried = try await deliverDueRetries(logger: logger)
+                    if !registered {
+                        try await register()
+                        registered = true
+                    }
+                    let delivered = try await deliverNewEvents(lease: &lease, logger: logger)
+                    let progressed = delivered > 0
+                    var retried = false
+                    if retriesLookedAt.map({ ContinuousClock.now - $0 >= bus.pollInterval }) ?? true {
+                        retried = try await deliverDueRetries(logger: logger)
+                        // A full page of retries may have more behind it: look again next round.
+                        retriesLookedAt = retried ? nil : ContinuousClock.now
+                    }
                     failures = 0
-                    if !progressed && !retried { await bus.signal.wait(timeout: bus.pollInterval) }
+                    if !progressed && !retried {
+                        await signal.wait(timeout: bus.pollInterval)
+                    } else if let batchConsumer = consumer as? any BatchEventConsumer, batchConsumer.linger > .zero,
+                        delivered < batchConsumer.maxBatch
+                    {
+                        try? await Task.sleep(for: batchConsumer.linger)
+                    }
                 } catch {
                     // The store is unreachable or the lease was lost: wait and try again, never stop the process.
+                    registered = false
+                    lease = nil
                     failures += 1
                     logger.warning("event consumer paused", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .milliseconds(min(250 * (1 << min(failures, 6)), 15_000)))
@@ -347,27 +394,41 @@ struct ConsumerRunner: Service {
         }
     }
 
-    /// Takes the group's lease and returns its position, or nil when another instance holds it.
-    private func claim(_ tx: any SQLExecutor) async throws -> (tx: Int64, seq: Int64)? {
+    /// How long a lease lasts, and how much of it must remain for the runner to go on without renewing it.
+    static let leaseDuration: TimeInterval = 30
+    static let leaseRenewalMargin: TimeInterval = 15
+
+    /// Takes (or renews) the group's lease and returns it, or nil when another instance holds it.
+    private func claim(_ tx: any SQLExecutor) async throws -> Lease? {
         let now = Date()
+        let until = now.addingTimeInterval(Self.leaseDuration)
         let row = try await tx.queryFirst(
             """
-            UPDATE \(Tables.subscriptions) SET lease_owner = \(bus.instanceId), lease_until = \(now.addingTimeInterval(30))
+            UPDATE \(Tables.subscriptions) SET lease_owner = \(bus.instanceId), lease_until = \(until)
             WHERE group_name = \(consumer.group)
               AND (lease_owner IS NULL OR lease_owner = \(bus.instanceId) OR lease_until < \(now))
             RETURNING position_tx, position_seq
             """
         )
         guard let row else { return nil }
-        return (try row.get("position_tx"), try row.get("position_seq"))
+        return Lease(until: until, position: (try row.get("position_tx"), try row.get("position_seq")))
     }
 
-    private func deliverNewEvents(logger: Logger) async throws -> Bool {
+    /// Reads the group's next events and applies them; returns how many it delivered.
+    private func deliverNewEvents(lease: inout Lease?, logger: Logger) async throws -> Int {
         let types = Array(consumer.eventTypes)
         let batchConsumer = consumer as? any BatchEventConsumer
         let limit = batchConsumer?.maxBatch ?? bus.batchSize
-        let batch: [(EventEnvelope, Int64, Int64)] = try await database.transaction(.system) { tx in
-            guard let position = try await claim(tx) else { return [] }
+        let held = lease.flatMap { $0.until.timeIntervalSinceNow > Self.leaseRenewalMargin ? $0 : nil }
+        let (current, batch): (Lease?, [(EventEnvelope, Int64, Int64)]) = try await database.transaction(.system) { tx in
+            let current: Lease
+            if let held {
+                current = held
+            } else {
+                guard let claimed = try await claim(tx) else { return (nil, []) }
+                current = claimed
+            }
+            let position = current.position
             let typeFilter: SQL =
                 types.contains(EventTypes.all) ? "" : "AND type IN (\(SQL.joined(types.map { "\($0)" }, separator: ", ")))"
             // Only transactions older than every running one are complete; see DatabaseEventBus.
@@ -384,15 +445,21 @@ struct ConsumerRunner: Service {
                 LIMIT \(limit)
                 """
             )
-            return try rows.map { (try DatabaseEventBus.envelope(from: $0), try $0.get("tx_id"), try $0.get("seq")) }
+            return (current, try rows.map { (try DatabaseEventBus.envelope(from: $0), try $0.get("tx_id"), try $0.get("seq")) })
         }
-        guard let last = batch.last else { return false }
+        lease = current
+        guard let last = batch.last else { return 0 }
+        // Until the position below commits, a failure must make the next round read it from the store again.
+        lease = nil
         if let batchConsumer {
             do {
                 let events = batch.map(\.0)
                 let prepared = try await batchConsumer.prepare(batch: events)
                 try await applyBatch(events, prepared: prepared, consumer: batchConsumer, advancingTo: (last.1, last.2))
-                return true
+                lease = current.map { Lease(until: $0.until, position: (last.1, last.2)) }
+                return batch.count
+            } catch EventBusError.leaseLost(let group) {
+                throw EventBusError.leaseLost(group: group)
             } catch {
                 // One bad event must not hold back the rest: apply them one by one, so only it is retried.
                 logger.warning("event batch failed; applying its events one at a time", metadata: ["error": "\(error)"])
@@ -408,16 +475,21 @@ struct ConsumerRunner: Service {
         try await database.transaction(.system) { tx in
             try await advance(to: (last.1, last.2), in: tx)
         }
-        return true
+        lease = current.map { Lease(until: $0.until, position: (last.1, last.2)) }
+        return batch.count
     }
 
+    /// Moves the group's position, in the transaction that applied the events before it. Fails (rolling that
+    /// transaction back) when another instance holds the lease now, so what this one applied is never kept twice.
     private func advance(to position: (tx: Int64, seq: Int64), in tx: any SQLExecutor) async throws {
-        try await tx.execute(
+        let moved = try await tx.queryFirst(
             """
             UPDATE \(Tables.subscriptions) SET position_tx = \(position.tx), position_seq = \(position.seq)
             WHERE group_name = \(consumer.group) AND lease_owner = \(bus.instanceId)
+            RETURNING group_name
             """
         )
+        guard moved != nil else { throw EventBusError.leaseLost(group: consumer.group) }
     }
 
     /// Applies the events of a batch this group has not applied yet and moves the group's position past them, in one

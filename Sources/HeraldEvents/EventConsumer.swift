@@ -37,6 +37,10 @@ public protocol BatchEventConsumer: EventConsumer {
     /// Whether the bus records each applied event id for this group (the duplicate guard). A group whose handling is
     /// harmless to repeat (the Redis relay: consumers deduplicate) skips those writes on its batches.
     var recordsProcessed: Bool { get }
+    /// After a round that found fewer than `maxBatch` events, the database bus waits this long before reading again,
+    /// so that a steady stream of small commits (a beacon commit every few milliseconds) is applied in a few large
+    /// transactions instead of many small ones. The events wait at most this much longer.
+    var linger: Duration { get }
     func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws
 
     /// Runs before the batch's transaction: decoding and computing here keeps the store (SQLite has one writer)
@@ -52,6 +56,7 @@ public protocol BatchEventConsumer: EventConsumer {
 extension BatchEventConsumer {
     public var maxBatch: Int { 200 }
     public var recordsProcessed: Bool { true }
+    public var linger: Duration { .zero }
 
     public func prepare(batch events: [EventEnvelope]) async throws -> any Sendable { () }
 

@@ -69,10 +69,13 @@ public struct EventEnvelope: Codable, Sendable, Equatable {
 
 public enum EventBusError: Error, Sendable, CustomStringConvertible {
     case unexpectedEvent(String)
+    /// Another instance took over the consumer group: this one must stop applying its events.
+    case leaseLost(group: String)
 
     public var description: String {
         switch self {
         case .unexpectedEvent(let reason): reason
+        case .leaseLost(let group): "another instance took over the consumer group \(group)"
         }
     }
 }

@@ -79,7 +79,7 @@ actor BeaconWriter {
                 try await database.transaction(.system) { tx in
                     for envelope in envelopes { try await Outbox.append(envelope, in: tx) }
                 }
-                bus.didCommitEvents()
+                bus.didCommitEvents(ofTypes: [BeaconBatch.eventType])
                 for item in batch { item.continuation.resume() }
                 let (people, robots) = batch.reduce(into: (0, 0)) { counts, item in
                     if item.visit.bot { counts.1 += item.visit.beacons.count } else { counts.0 += item.visit.beacons.count }

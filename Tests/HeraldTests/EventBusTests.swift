@@ -36,6 +36,31 @@ final class RecordingConsumer: EventConsumer {
     var numbers: [Int] { seen.withLock { $0 } }
 }
 
+/// Applies events in batches, writing a row per event, and records the size of each batch it was handed.
+final class BatchRecordingConsumer: BatchEventConsumer {
+    let group: String
+    let eventTypes: Set<String> = [Pinged.eventType]
+    let linger: Duration
+    let batches = Mutex<[Int]>([])
+
+    init(group: String, linger: Duration = .zero) {
+        self.group = group
+        self.linger = linger
+    }
+
+    func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {
+        try await handle(batch: [event], in: tx)
+    }
+
+    func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws {
+        for event in events {
+            let number = try event.decode(Pinged.self).number
+            try await tx.execute("INSERT INTO bus_test_applied (grp, number) VALUES (\(group), \(number))")
+        }
+        batches.withLock { $0.append(events.count) }
+    }
+}
+
 /// Takes its time over each event: long enough for a shutdown to arrive in the middle.
 final class SlowConsumer: EventConsumer {
     let group = "test.slow"
@@ -359,6 +384,98 @@ struct EventBusTests {
             try await run([consumer], harness: harness) { consumer.numbers.count >= 3 }
             #expect(consumer.numbers == [0, 1, 2])
         }
+    }
+
+    /// A runner keeps its group's lease (and position) in memory between renewals; if another instance took the
+    /// group over meanwhile, the position no longer moves for it and the batch it applied rolls back with it.
+    @Test(arguments: TestStore.available)
+    func aRunnerThatLostItsLeaseAppliesNothingUntilItHasItAgain(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
+            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .milliseconds(20))
+            let consumer = BatchRecordingConsumer(group: "test.lease")
+            let subscriptions = Table("bus", "subscriptions")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await bus.consumerService(for: consumer).run() }
+                try await publish(0..<3, bus: bus, database: database)
+                try await waitUntil { try await appliedRows(database, group: "test.lease") == [0, 1, 2] }
+                // Another instance takes the group over (as after this one stalled past its lease).
+                try await database.transaction(.system) { tx in
+                    try await tx.execute(
+                        """
+                        UPDATE \(subscriptions) SET lease_owner = 'another-instance', lease_until = \(Date().addingTimeInterval(60))
+                        WHERE group_name = 'test.lease'
+                        """
+                    )
+                }
+                try await publish(3..<6, bus: bus, database: database)
+                try await Task.sleep(for: .milliseconds(800))
+                #expect(try await appliedRows(database, group: "test.lease") == [0, 1, 2])
+                // The other instance's lease runs out: this one claims the group again and goes on from its position.
+                try await database.transaction(.system) { tx in
+                    try await tx.execute(
+                        "UPDATE \(subscriptions) SET lease_until = \(Date().addingTimeInterval(-1)) WHERE group_name = 'test.lease'"
+                    )
+                }
+                try await waitUntil { try await appliedRows(database, group: "test.lease") == Array(0..<6) }
+                group.cancelAll()
+            }
+            #expect(try await appliedRows(database, group: "test.lease") == Array(0..<6))
+        }
+    }
+
+    /// Commits that name their event types wake the groups of those types at once, not at the next poll. (SQLite only:
+    /// on PostgreSQL a committed event can stay invisible for a moment while any older transaction on the cluster runs,
+    /// and then the next poll is what delivers it, by design.)
+    @Test(arguments: TestStore.available.filter { $0 == .sqlite })
+    func aTypedCommitWakesTheGroupsOfItsTypes(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
+            // Polling alone would take 60 s to see the event.
+            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .seconds(60))
+            let consumer = BatchRecordingConsumer(group: "test.typed")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await bus.consumerService(for: consumer).run() }
+                try await Task.sleep(for: .milliseconds(300))
+                try await database.transaction(.system) { tx in
+                    try await Outbox.append(Pinged(number: 1), organizationId: nil, in: tx)
+                }
+                bus.didCommitEvents(ofTypes: [Pinged.eventType])
+                try await waitUntil(.seconds(20)) { try await appliedRows(database, group: "test.typed") == [1] }
+                group.cancelAll()
+            }
+            #expect(try await appliedRows(database, group: "test.typed") == [1])
+        }
+    }
+
+    /// A lingering batch consumer takes a stream of small commits in a few batches rather than one per commit.
+    @Test(arguments: TestStore.available)
+    func aLingeringConsumerGathersSmallCommitsIntoFewBatches(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
+            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .milliseconds(20))
+            let consumer = BatchRecordingConsumer(group: "test.linger", linger: .seconds(2))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await bus.consumerService(for: consumer).run() }
+                for number in 0..<10 {
+                    try await publish(number..<(number + 1), bus: bus, database: database)
+                    try await Task.sleep(for: .milliseconds(30))
+                }
+                try await waitUntil { try await appliedRows(database, group: "test.linger") == Array(0..<10) }
+                group.cancelAll()
+            }
+            let batches = consumer.batches.withLock { $0 }
+            #expect(batches.reduce(0, +) == 10)
+            #expect(batches.count <= 3, "ten commits 30 ms apart were applied in \(batches)")
+        }
+    }
+
+    func waitUntil(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
     }
 
     @Test(arguments: TestStore.available)

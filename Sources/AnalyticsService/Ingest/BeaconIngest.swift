@@ -15,6 +15,9 @@ struct BeaconIngest: BatchEventConsumer {
     let group = "analytics.beacons"
     let eventTypes: Set<String> = [BeaconBatch.eventType]
     let maxBatch = 200
+    /// Beacon commits come every few milliseconds under load; applying a tenth of a second of them at once costs
+    /// the store one transaction instead of dozens.
+    let linger = Duration.milliseconds(100)
     let store = IngestStore()
     /// Visitor steps this process knows the store holds, so most of a busy site's steps need no write.
     let steps: StepCache
