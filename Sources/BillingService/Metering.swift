@@ -118,7 +118,7 @@ struct ImpressionMeter: BatchEventConsumer {
     /// Non-bot impression beacons in one `widget.beacons_recorded` event, and when it arrived.
     static func impressions(in event: EventEnvelope) throws -> (Int64, Date) {
         if event.version == BeaconBatch.schemaVersion {
-            let batch = try BeaconBatch(json: event.data)
+            let batch = try RecentBeaconBatches.shared.batch(eventId: event.id) ?? BeaconBatch(json: event.data)
             var count: Int64 = 0
             for visit in batch.visits where !visit.bot {
                 for beacon in visit.beacons where beacon.type == "impression" { count += 1 }

@@ -66,19 +66,21 @@ actor BeaconWriter {
             let now = Date().unixMilliseconds
             var bySite: [UUID: (route: SiteRoute, visits: [Visit])] = [:]
             for item in batch { bySite[item.route.siteId, default: (item.route, [])].visits.append(item.visit) }
-            let envelopes = bySite.values.map { site in
-                EventEnvelope(
+            let events = bySite.values.map { site in
+                let batch = BeaconBatch(
+                    siteId: site.route.siteId, timezone: site.route.clock.timeZone.identifier, receivedAt: now, visits: site.visits)
+                let envelope = EventEnvelope(
                     type: BeaconBatch.eventType, version: BeaconBatch.schemaVersion, organizationId: site.route.organizationId,
-                    siteId: site.route.siteId,
-                    data: BeaconBatch(
-                        siteId: site.route.siteId, timezone: site.route.clock.timeZone.identifier, receivedAt: now, visits: site.visits
-                    ).encodedJSON()
+                    siteId: site.route.siteId, data: batch.encodedJSON()
                 )
+                return (envelope: envelope, batch: batch)
             }
             do {
                 try await database.transaction(.system) { tx in
-                    for envelope in envelopes { try await Outbox.append(envelope, in: tx) }
+                    for event in events { try await Outbox.append(event.envelope, in: tx) }
                 }
+                // This process's consumers take the batches from memory instead of decoding them again.
+                for event in events { RecentBeaconBatches.shared.remember(event.batch, eventId: event.envelope.id) }
                 bus.didCommitEvents(ofTypes: [BeaconBatch.eventType])
                 for item in batch { item.continuation.resume() }
                 let (people, robots) = batch.reduce(into: (0, 0)) { counts, item in

@@ -77,6 +77,7 @@ struct BeaconIngest: BatchEventConsumer {
     /// Reads both versions of `widget.beacons_recorded`. Version 1 carried the visitor id in clear: it is
     /// hashed here (by day) so it is never stored.
     static func decode(_ event: EventEnvelope) throws -> BeaconBatch {
+        if let batch = RecentBeaconBatches.shared.batch(eventId: event.id) { return batch }
         if event.version == BeaconsRecordedV1.schemaVersion {
             let old = try event.decode(BeaconsRecordedV1.self)
             let clock = SiteClock.named("UTC")
