@@ -35,6 +35,24 @@ public protocol FastRoute: Sendable {
     func answer(path: Substring, request: HTTPRequest) -> FastAnswer?
 }
 
+/// A hot POST route answered once its body is read and its work done, without the router: the widget's beacons.
+public protocol FastPostRoute: FastRoute {
+    /// The longest body the route reads; a longer one, or one without `Content-Length`, goes to the router.
+    var maxBody: Int { get }
+    /// What the route's own middleware adds to every answer, refusals included (the widget paths' CORS headers).
+    var commonHeaders: HTTPFields { get }
+    /// Whether the route reads requests for `path`, decided before the body arrives.
+    func accepts(path: Substring) -> Bool
+    /// The answer once the route's work is done, or nil to hand the request to the router, replayed unchanged:
+    /// anything but the plain case, so that every refusal is the router's own. A future failed with a
+    /// ``HeraldError`` is answered with its problem document, as the router would.
+    func answer(path: Substring, request: HTTPRequest, body: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<FastAnswer>?
+}
+
+extension FastPostRoute {
+    public func answer(path: Substring, request: HTTPRequest) -> FastAnswer? { nil }
+}
+
 /// What the fast path must do as the middleware chain does.
 public struct FastPathOptions: Sendable {
     public var recordsMetrics: Bool
@@ -54,6 +72,9 @@ public struct FastPathOptions: Sendable {
 /// a request (another method, `Connection: close`, a request still being answered on the connection), goes on to
 /// the router unchanged. The response carries the headers the chain would add, is counted in the same metrics and
 /// logged as the access log does.
+///
+/// A POST route's work is asynchronous: until its answer is written, whatever else arrives on the connection waits
+/// (and the socket is not read), so answers keep the order of their requests.
 public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPRequestPart
     public typealias InboundOut = HTTPRequestPart
@@ -61,19 +82,31 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     public typealias OutboundOut = HTTPResponsePart
 
     private let routes: [any FastRoute]
+    private let postRoutes: [any FastPostRoute]
     private let options: FastPathOptions
     /// The answer to the request being read, written once its end arrives.
     private var pending: (answer: FastAnswer, route: any FastRoute, head: HTTPRequest, start: ContinuousClock.Instant)?
     /// Requests passed to the router whose responses have not ended: while there are any, a fast answer would
     /// overtake them on a pipelining connection.
     private var forwarded = 0
+    /// A POST for a fast route whose body is being read.
+    private var reading: (route: any FastPostRoute, head: HTTPRequest, body: ByteBuffer, start: ContinuousClock.Instant)?
+    /// A fast POST's work is in progress: what arrives meanwhile waits in `waiting`, and reads wait too.
+    private var working = false
+    private var waiting = CircularBuffer<NIOAny>()
+    private var readWhileWorking = false
 
     public init(routes: [any FastRoute], options: FastPathOptions) {
         self.routes = routes
+        self.postRoutes = routes.compactMap { $0 as? any FastPostRoute }
         self.options = options
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if working {
+            waiting.append(data)
+            return
+        }
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let head):
@@ -81,24 +114,47 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
                 pending = (found.answer, found.route, head, ContinuousClock.now)
                 return
             }
+            if forwarded == 0, let route = matchPost(head) {
+                reading = (route, head, context.channel.allocator.buffer(capacity: route.maxBody), ContinuousClock.now)
+                return
+            }
             forwarded += 1
             context.fireChannelRead(data)
-        case .body:
+        case .body(var buffer):
+            if reading != nil {
+                reading?.body.writeBuffer(&buffer)
+                return
+            }
             // A GET with a body: the answer does not depend on it.
             if pending == nil { context.fireChannelRead(data) }
         case .end:
+            if let read = reading {
+                reading = nil
+                work(context: context, read.route, request: read.head, body: read.body, start: read.start)
+                return
+            }
             guard let answered = pending else {
                 context.fireChannelRead(data)
                 return
             }
             pending = nil
-            respond(context: context, answered.answer, route: answered.route, request: answered.head, start: answered.start)
+            respond(
+                context: context, answered.answer, route: answered.route, request: answered.head, requestId: Self.requestId(answered.head),
+                start: answered.start)
         }
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data), forwarded > 0 { forwarded -= 1 }
         context.write(data, promise: promise)
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if working {
+            readWhileWorking = true
+            return
+        }
+        context.read()
     }
 
     private func match(_ head: HTTPRequest) -> (answer: FastAnswer, route: any FastRoute)? {
@@ -112,23 +168,96 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         return nil
     }
 
+    /// The POST route that reads this request, if any. Credentials (which the router would check), `Expect`,
+    /// a body without `Content-Length` or longer than the route reads, and `Connection` other than keep-alive are
+    /// the router's.
+    private func matchPost(_ head: HTTPRequest) -> (any FastPostRoute)? {
+        guard head.method == .post, !postRoutes.isEmpty, let path = head.path else { return nil }
+        let fields = head.headerFields
+        if let connection = fields[.connection], connection.lowercased() != "keep-alive" { return nil }
+        guard fields[.authorization] == nil, fields[.cookie] == nil, fields[.expect] == nil, fields[.transferEncoding] == nil,
+            let length = fields[.contentLength].flatMap({ Int($0) })
+        else { return nil }
+        let bare = path.firstIndex(of: "?").map { path[..<$0] } ?? path[...]
+        return postRoutes.first { length <= $0.maxBody && $0.accepts(path: bare) }
+    }
+
+    /// Runs a POST route's work and answers when it is done; a route that declines hands the request to the router.
+    private func work(
+        context: ChannelHandlerContext, _ route: any FastPostRoute, request: HTTPRequest, body: ByteBuffer, start: ContinuousClock.Instant
+    ) {
+        let full = request.path ?? ""
+        let path = full.firstIndex(of: "?").map { full[..<$0] } ?? full[...]
+        guard let future = route.answer(path: path, request: request, body: body, eventLoop: context.eventLoop) else {
+            forwarded += 1
+            context.fireChannelRead(wrapInboundOut(.head(request)))
+            if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
+            context.fireChannelRead(wrapInboundOut(.end(nil)))
+            return
+        }
+        working = true
+        let requestId = Self.requestId(request)
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        future.hop(to: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
+            var answer: FastAnswer
+            switch result {
+            case .success(let done):
+                answer = done
+            case .failure(let error):
+                if !(error is HeraldError) {
+                    handler.options.logger.error("request failed", metadata: ["error": "\(error)", "request_id": "\(requestId)"])
+                }
+                answer = ProblemMiddleware.answer(for: error as? HeraldError ?? .internalError, instance: String(path), requestId: requestId)
+            }
+            for field in route.commonHeaders { answer.headers[field.name] = field.value }
+            handler.respond(context: context, answer, route: route, request: request, requestId: requestId, start: start)
+            handler.working = false
+            handler.resume(context: context)
+        }
+    }
+
+    /// Goes on with what arrived while a POST was worked on, then with reading.
+    private func resume(context: ChannelHandlerContext) {
+        guard context.channel.isActive else {
+            waiting.removeAll()
+            return
+        }
+        var drained = false
+        while !working, let next = waiting.popFirst() {
+            channelRead(context: context, data: next)
+            drained = true
+        }
+        // What went on to the router outside a socket read reaches it only with a read-complete event.
+        if drained { context.fireChannelReadComplete() }
+        if !working && readWhileWorking {
+            readWhileWorking = false
+            context.read()
+        }
+    }
+
+    /// The client's well-formed `X-Request-Id`, or a new one.
+    private static func requestId(_ request: HTTPRequest) -> String {
+        request.headerFields[.requestId].flatMap { RequestIdMiddleware.isWellFormed($0) ? $0 : nil } ?? newRequestId()
+    }
+
     private func respond(
-        context: ChannelHandlerContext, _ answer: FastAnswer, route: any FastRoute, request: HTTPRequest, start: ContinuousClock.Instant
+        context: ChannelHandlerContext, _ answer: FastAnswer, route: any FastRoute, request: HTTPRequest, requestId: String,
+        start: ContinuousClock.Instant
     ) {
         var headers = answer.headers
         if !answer.hasSecurityHeaders { SecurityHeadersMiddleware.addDefaults(to: &headers) }
-        let supplied = request.headerFields[.requestId]
-        let requestId = supplied.flatMap { RequestIdMiddleware.isWellFormed($0) ? $0 : nil } ?? FastPathHandler.newRequestId()
         headers[.requestId] = requestId
         headers[.date] = HTTPDate.now()
-        let body = answer.status == .notModified ? nil : answer.body
+        let method = request.method.rawValue
+        let body = answer.status == .notModified || request.method == .head ? nil : answer.body
         headers[.contentLength] = String(body?.readableBytes ?? 0)
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
 
         if options.recordsMetrics {
-            let key = InstrumentCache.Key(service: route.service, method: "GET", route: route.route, status: Int(answer.status.code))
+            let key = InstrumentCache.Key(service: route.service, method: method, route: route.route, status: Int(answer.status.code))
             let (counter, timer) = InstrumentCache.shared.instruments(for: key)
             counter.increment()
             timer.recordInterval(since: start)
@@ -137,7 +266,7 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
             var logger = options.logger
             logger[metadataKey: "request_id"] = .string(requestId)
             AccessLogMiddleware.log(
-                logger, method: "GET", path: String(request.path?.split(separator: "?", maxSplits: 1).first ?? ""), status: answer.status.code,
+                logger, method: method, path: String(request.path?.split(separator: "?", maxSplits: 1).first ?? ""), status: answer.status.code,
                 since: start,
                 client: ClientAddress.resolve(
                     peer: context.remoteAddress?.ipAddress, forwardedFor: request.headerFields[.xForwardedFor], trusted: options.trustedProxies))

@@ -143,6 +143,14 @@ public struct SecurityHeadersMiddleware: RouterMiddleware {
 
 /// Turns every error into an RFC 9457 problem document. Errors Herald did not anticipate become a 500 that says
 /// nothing about internals and are logged with the request id so an operator can find them.
+extension HeraldError {
+    /// What any failure that is not a ``HeraldError`` is answered with: the details stay in the log.
+    public static let internalError = HeraldError(
+        status: 500, slug: "internal-error", title: "Internal server error",
+        detail: "Something went wrong on our side. Quote the request id if you report it."
+    )
+}
+
 public struct ProblemMiddleware: RouterMiddleware {
     public typealias Context = HeraldRequestContext
     let routes: RouteTable?
@@ -188,12 +196,7 @@ public struct ProblemMiddleware: RouterMiddleware {
             return HeraldError(
                 status: Int(error.status.code), slug: "http-error", title: error.status.reasonPhrase, detail: error.status.reasonPhrase)
         default:
-            return HeraldError(
-                status: 500,
-                slug: "internal-error",
-                title: "Internal server error",
-                detail: "Something went wrong on our side. Quote the request id if you report it."
-            )
+            return .internalError
         }
     }
 
@@ -221,7 +224,13 @@ public struct ProblemMiddleware: RouterMiddleware {
 
     public static func response(for problem: HeraldError, request: Request, context: Context) -> Response {
         if SCIMErrorDocument.applies(to: request.uri.path) { return SCIMErrorDocument.response(for: problem) }
-        let document = ProblemDocument(problem, instance: request.uri.path, requestId: context.requestId.isEmpty ? nil : context.requestId)
+        let answer = answer(for: problem, instance: request.uri.path, requestId: context.requestId.isEmpty ? nil : context.requestId)
+        return Response(status: answer.status, headers: answer.headers, body: ResponseBody(byteBuffer: answer.body ?? ByteBuffer()))
+    }
+
+    /// The problem document of `problem` and its headers, for the router and for ``FastPathHandler`` alike.
+    public static func answer(for problem: HeraldError, instance: String, requestId: String?) -> FastAnswer {
+        let document = ProblemDocument(problem, instance: instance, requestId: requestId)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(document)) ?? Data()
@@ -233,11 +242,7 @@ public struct ProblemMiddleware: RouterMiddleware {
         if problem.status == 401 && headers[.wwwAuthenticate] == nil {
             headers[.wwwAuthenticate] = "Bearer realm=\"herald\""
         }
-        return Response(
-            status: HTTPResponse.Status(code: problem.status),
-            headers: headers,
-            body: ResponseBody(byteBuffer: ByteBuffer(data: data))
-        )
+        return FastAnswer(status: HTTPResponse.Status(code: problem.status), headers: headers, body: ByteBuffer(data: data))
     }
 }
 

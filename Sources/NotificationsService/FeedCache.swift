@@ -94,6 +94,11 @@ actor FeedCache {
         return route
     }
 
+    /// The site of a key already looked up, without waiting: for ``BeaconsFastRoute`` on the event loop.
+    nonisolated func cachedRoute(publicKey: String) -> SiteRoute? {
+        shared.withLock { $0.routes[publicKey] }
+    }
+
     /// The feed of a known key when it is built and fresh, without waiting: for ``FeedFastRoute`` on the event loop.
     nonisolated func cachedFeed(publicKey: String) -> Entry? {
         guard let route = shared.withLock({ $0.routes[publicKey] }) else { return nil }

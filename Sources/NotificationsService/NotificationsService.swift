@@ -112,7 +112,7 @@ public struct NotificationsService: HeraldModule {
     /// The tables Billing meters as this service's storage.
     public var storageFootprint: StorageFootprint? { NotificationsTables.footprint }
 
-    public var fastRoutes: [any FastRoute] { [FeedFastRoute(feeds: feeds, maxAge: options.feedMaxAge)] }
+    public var fastRoutes: [any FastRoute] { [FeedFastRoute(feeds: feeds, maxAge: options.feedMaxAge), BeaconsFastRoute(notifications: self)] }
 
     /// Long-running parts: live-stream keep-alives and shutdown, presence pruning, other instances' feed changes.
     public var services: [any Service] {

@@ -10,28 +10,34 @@ import Synchronization
 final class VisitorHasher: Sendable {
     let database: any Database
     let salts = VisitorSaltStore()
-    private let cache = Mutex<[Int: SymmetricKey]>([:])
+    /// Each day's salt as an HMAC already keyed with it: keying costs as much as hashing an id.
+    private let cache = Mutex<[Int: HMAC<SHA256>]>([:])
 
     init(database: any Database) {
         self.database = database
     }
 
-    /// The salt of a local day, creating it on first use (the first instance to do so wins).
-    func salt(day: Int) async throws -> SymmetricKey {
-        if let key = cache.withLock({ $0[day] }) { return key }
-        let fresh = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
-        let bytes = try await database.transaction(.system) { tx in try await salts.saltOf(day: day, creating: fresh, in: tx) }
-        let key = SymmetricKey(data: bytes)
-        cache.withLock { cache in
-            cache = cache.filter { $0.key >= day - 2 }
-            cache[day] = key
-        }
-        return key
+    /// The day's keyed HMAC when this process has it, without waiting: for ``BeaconsFastRoute`` on the event loop.
+    func cachedKeyedHash(day: Int) -> HMAC<SHA256>? {
+        cache.withLock { $0[day] }
     }
 
-    /// The pseudonym of an id on a site: 128 bits of HMAC-SHA256, hex.
-    static func pseudonym(_ id: String, siteId: UUID, salt: SymmetricKey) -> String {
-        var hmac = HMAC<SHA256>(key: salt)
+    /// An HMAC keyed with the salt of a local day, creating the salt on first use (the first instance to do so wins).
+    func keyedHash(day: Int) async throws -> HMAC<SHA256> {
+        if let keyed = cache.withLock({ $0[day] }) { return keyed }
+        let fresh = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let bytes = try await database.transaction(.system) { tx in try await salts.saltOf(day: day, creating: fresh, in: tx) }
+        let keyed = HMAC<SHA256>(key: SymmetricKey(data: bytes))
+        cache.withLock { cache in
+            cache = cache.filter { $0.key >= day - 2 }
+            cache[day] = keyed
+        }
+        return keyed
+    }
+
+    /// The pseudonym of an id on a site: 128 bits of HMAC-SHA256 keyed with the day's salt, hex.
+    static func pseudonym(_ id: String, siteId: UUID, salt keyed: HMAC<SHA256>) -> String {
+        var hmac = keyed
         hmac.update(data: Array(siteId.lowercased.utf8))
         hmac.update(data: [0x3A])
         hmac.update(data: Array(id.utf8))

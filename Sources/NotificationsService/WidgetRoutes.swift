@@ -61,8 +61,7 @@ final class FeedFastRoute: FastRoute {
                 func complete(_ answer: FastAnswer) -> HTTPFields {
                     var fields = answer.headers
                     // What WidgetCORSMiddleware and SecurityHeadersMiddleware add on the router's way.
-                    fields[.accessControlAllowOrigin] = "*"
-                    fields[.crossOriginResourcePolicy] = "cross-origin"
+                    for field in WidgetCORSMiddleware.headers { fields[field.name] = field.value }
                     SecurityHeadersMiddleware.addDefaults(to: &fields)
                     return fields
                 }
@@ -79,6 +78,52 @@ final class FeedFastRoute: FastRoute {
         return notModified
             ? FastAnswer(status: .notModified, headers: prepared.notModified, body: nil, hasSecurityHeaders: true)
             : FastAnswer(status: .ok, headers: prepared.ok, body: entry.bytes, hasSecurityHeaders: true)
+    }
+}
+
+/// `POST /widget/v1/{publicKey}/beacons` on the event loop (``FastPathHandler``) when the site and the day's salt
+/// are in memory and the request is valid; anything else (an unknown key, a body the router would refuse) is the
+/// router's. The beacons are written by the same ``BeaconWriter`` and the answer comes once they are durable.
+final class BeaconsFastRoute: FastPostRoute {
+    let notifications: NotificationsService
+    var service: String { NotificationsService.name }
+    var route: String { "/widget/v1/{publicKey}/beacons" }
+    var maxBody: Int { NotificationsService.maxBeaconBody }
+    /// What WidgetCORSMiddleware adds on the router's way, refusals included.
+    var commonHeaders: HTTPFields { WidgetCORSMiddleware.headers }
+    private static let prefix = "/widget/v1/"
+    private static let suffix = "/beacons"
+
+    init(notifications: NotificationsService) {
+        self.notifications = notifications
+    }
+
+    func accepts(path: Substring) -> Bool {
+        Self.publicKey(path) != nil
+    }
+
+    func answer(path: Substring, request: HTTPRequest, body: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<FastAnswer>? {
+        guard let key = Self.publicKey(path), let site = notifications.feeds.cachedRoute(publicKey: String(key)) else { return nil }
+        let now = Date()
+        guard let submission = try? notifications.readBeacons(body, site: site, now: now) else { return nil }
+        let answer = BeaconResponse(accepted: submission.events).answer
+        if submission.beacons.isEmpty { return eventLoop.makeSucceededFuture(answer) }
+        let day = site.clock.dayKey(atMillis: now.unixMilliseconds)
+        guard let salt = notifications.hasher.cachedKeyedHash(day: day) else { return nil }
+        let visit = notifications.visit(of: submission, site: site, day: day, salt: salt, headers: request.headerFields)
+        let writer = notifications.beacons
+        let promise = eventLoop.makePromise(of: FastAnswer.self)
+        promise.completeWithTask {
+            try await writer.write(visit, route: site)
+            return answer
+        }
+        return promise.futureResult
+    }
+
+    private static func publicKey(_ path: Substring) -> Substring? {
+        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return nil }
+        let key = path.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
+        return key.utf8.contains(UInt8(ascii: "/")) ? nil : key
     }
 }
 
@@ -102,10 +147,12 @@ struct WidgetCORSMiddleware: RouterMiddleware {
                     for: ProblemMiddleware.heraldError(for: error, request: request), request: request, context: context)
             }
         }
-        response.headers[.accessControlAllowOrigin] = "*"
-        response.headers[.crossOriginResourcePolicy] = "cross-origin"
+        for field in Self.headers { response.headers[field.name] = field.value }
         return response
     }
+
+    /// On every answer of the widget paths, refusals included (``FeedFastRoute`` and ``BeaconsFastRoute`` add them too).
+    static let headers: HTTPFields = [.accessControlAllowOrigin: "*", .crossOriginResourcePolicy: "cross-origin"]
 }
 
 /// The body of `POST /widget/v1/{publicKey}/beacons` (docs/WIDGET.md, openapi.json). Read with ``JSONReader``, not
@@ -197,8 +244,22 @@ struct BeaconRequest {
     }
 }
 
-struct BeaconResponse: Encodable, Sendable {
+/// `{"accepted": n}`, written directly rather than through `JSONEncoder`: it answers every beacon request.
+struct BeaconResponse: ResponseGenerator, Sendable {
     var accepted: Int
+
+    /// The answer, for the router and ``BeaconsFastRoute`` alike.
+    var answer: FastAnswer {
+        FastAnswer(
+            status: .accepted, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+            body: ByteBuffer(string: "{\"accepted\":\(accepted)}")
+        )
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let answer = answer
+        return Response(status: answer.status, headers: answer.headers, body: ResponseBody(byteBuffer: answer.body ?? ByteBuffer()))
+    }
 }
 
 struct PresenceBody: Encodable, Sendable {
@@ -320,7 +381,8 @@ extension NotificationsService {
     }
 
     /// Batched interactions from the widget, accepted once durable. Heartbeats only update presence.
-    @Sendable func recordBeacons(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<BeaconResponse> {
+    /// ``BeaconsFastRoute`` answers the same on the event loop when the site and the day's salt are in memory.
+    @Sendable func recordBeacons(_ request: Request, context: HeraldRequestContext) async throws -> BeaconResponse {
         let site = try await route(context)
         var body = request
         let buffer: ByteBuffer
@@ -329,6 +391,26 @@ extension NotificationsService {
         } catch {
             throw HeraldError.payloadTooLarge(limit: Self.maxBeaconBody)
         }
+        let now = Date()
+        let submission = try readBeacons(buffer, site: site, now: now)
+        if !submission.beacons.isEmpty {
+            let day = site.clock.dayKey(atMillis: now.unixMilliseconds)
+            let salt = try await hasher.keyedHash(day: day)
+            try await beacons.write(visit(of: submission, site: site, day: day, salt: salt, headers: request.headers), route: site)
+        }
+        return BeaconResponse(accepted: submission.events)
+    }
+
+    /// A beacon request read and validated: how many events it held, and the interactions to store.
+    struct BeaconSubmission {
+        var events: Int
+        var beacons: [RecordedBeacon]
+        var request: BeaconRequest
+    }
+
+    /// Reads and validates a beacon request's body, throwing the 400 or 422 the widget gets; heartbeats update
+    /// presence here (again, harmlessly, if the router reads a request the fast route declined).
+    func readBeacons(_ buffer: ByteBuffer, site: SiteRoute, now: Date) throws -> BeaconSubmission {
         if buffer.readableBytesView.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             throw HeraldError.badRequest("The request body is empty; send a JSON object.", slug: "malformed-json")
         }
@@ -340,7 +422,6 @@ extension NotificationsService {
         }
         var validator = Validator()
         let batch = try BeaconRequest(node, validator: &validator)
-        let now = Date()
         let nowMillis = now.unixMilliseconds
         let visitor = batch.visitorId
         if node["visitorId"]?.string != nil, !Self.isWidgetId(visitor) { validator.add("visitorId", "must be 8 to 64 letters, digits, '-' or '_'") }
@@ -397,21 +478,22 @@ extension NotificationsService {
             if let value, value.count > 100 { validator.add("utm.\(name)", "must be at most 100 characters") }
         }
         try validator.check()
-        if !beacons.isEmpty {
-            let day = site.clock.dayKey(atMillis: nowMillis)
-            let salt = try await hasher.salt(day: day)
-            let userAgent = UserAgentClass.classify(request.headers[.userAgent] ?? "")
-            let visit = Visit(
-                visitor: VisitorHasher.pseudonym(visitor, siteId: site.siteId, salt: salt),
-                session: batch.sessionId.map { VisitorHasher.pseudonym("session:" + $0, siteId: site.siteId, salt: salt) },
-                day: day, device: userAgent.device, country: Self.country(request, header: options.countryHeader),
-                bot: userAgent.bot, referrer: batch.referrer.flatMap(Self.referrerHost),
-                utmSource: Self.label(batch.utm?.source), utmMedium: Self.label(batch.utm?.medium), utmCampaign: Self.label(batch.utm?.campaign),
-                beacons: beacons
-            )
-            try await self.beacons.write(visit, route: site)
-        }
-        return JSONResponse(BeaconResponse(accepted: batch.events.count), status: .accepted, headers: [.cacheControl: "no-store"])
+        return BeaconSubmission(events: batch.events.count, beacons: beacons, request: batch)
+    }
+
+    /// The visit a submission stores: the visitor's and session's ids hashed with the day's salt, the device and
+    /// country from the request's headers.
+    func visit(of submission: BeaconSubmission, site: SiteRoute, day: Int, salt: HMAC<SHA256>, headers: HTTPFields) -> Visit {
+        let batch = submission.request
+        let userAgent = UserAgentClass.classify(headers[.userAgent] ?? "")
+        return Visit(
+            visitor: VisitorHasher.pseudonym(batch.visitorId, siteId: site.siteId, salt: salt),
+            session: batch.sessionId.map { VisitorHasher.pseudonym("session:" + $0, siteId: site.siteId, salt: salt) },
+            day: day, device: userAgent.device, country: Self.country(headers, header: options.countryHeader),
+            bot: userAgent.bot, referrer: batch.referrer.flatMap(Self.referrerHost),
+            utmSource: Self.label(batch.utm?.source), utmMedium: Self.label(batch.utm?.medium), utmCampaign: Self.label(batch.utm?.campaign),
+            beacons: submission.beacons
+        )
     }
 
     static func isWidgetId(_ id: String) -> Bool {
@@ -434,14 +516,64 @@ extension NotificationsService {
     }
 
     /// The host of a referrer URL without `www.`: enough to tell where visitors come from, nothing more.
+    /// The referrer's host without `www.`. Plain `http(s)://host[:port]/…` referrers (nearly all) are read directly;
+    /// anything else goes through `URLComponents`, which costs more than the rest of a beacon's handling.
     static func referrerHost(_ referrer: String) -> String? {
-        guard let host = URLComponents(string: referrer)?.host?.lowercased(), !host.isEmpty, host.utf8.count <= 253 else { return nil }
+        let host: String
+        if let plain = plainHost(referrer) {
+            host = plain
+        } else {
+            guard let parsed = URLComponents(string: referrer)?.host?.lowercased() else { return nil }
+            host = parsed
+        }
+        guard !host.isEmpty, host.utf8.count <= 253 else { return nil }
         return host.hasPrefix("www.") ? String(host.dropFirst(4)) : host
     }
 
+    /// The host of `http://` or `https://` followed by letters, digits, dots and hyphens up to `/`, `?`, `#`, `:` or
+    /// the end; nil for anything else (user info, IPv6 literals, percent-encoding), which `URLComponents` reads.
+    static func plainHost(_ referrer: String) -> String? {
+        let bytes = referrer.utf8
+        let scheme: Int
+        if bytes.starts(with: "https://".utf8) {
+            scheme = 8
+        } else if bytes.starts(with: "http://".utf8) {
+            scheme = 7
+        } else {
+            return nil
+        }
+        var host: [UInt8] = []
+        var rest = bytes.dropFirst(scheme)
+        while let byte = rest.popFirst() {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"):
+                host.append(byte)
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+                host.append(byte + 32)
+            case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"):
+                return String(decoding: host, as: UTF8.self)
+            case UInt8(ascii: ":"):
+                // A port (digits up to the path) ends the host; anything else here is user info.
+                let port = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+                guard port.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+                return String(decoding: host, as: UTF8.self)
+            default:
+                return nil
+            }
+        }
+        return String(decoding: host, as: UTF8.self)
+    }
+
+    /// A UTM label: control characters dropped, spaces trimmed, at most 100 characters, lower case.
     static func label(_ text: String?) -> String? {
-        guard let text = text?.removingControlCharacters.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
-        return String(text.prefix(100)).lowercased()
+        guard let text = text?.removingControlCharacters else { return nil }
+        // Trims what `CharacterSet.whitespaces` holds (space separators and tab), scalar by scalar like Foundation.
+        func isSpace(_ scalar: Unicode.Scalar) -> Bool { scalar == "\t" || scalar.properties.generalCategory == .spaceSeparator }
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isSpace($0) }), let last = scalars.lastIndex(where: { !isSpace($0) }) else {
+            return nil
+        }
+        return String(String(scalars[first...last]).prefix(100)).lowercased()
     }
 
     @Sendable func presenceCount(_ request: Request, context: HeraldRequestContext) async throws -> JSONResponse<PresenceBody> {
@@ -460,7 +592,11 @@ extension NotificationsService {
 
     /// The visitor's country from the configured header, when it is a two-letter code.
     static func country(_ request: Request, header: String) -> String? {
-        guard let name = HTTPField.Name(header), let value = request.headers[name]?.uppercased(), value.count == 2,
+        country(request.headers, header: header)
+    }
+
+    static func country(_ headers: HTTPFields, header: String) -> String? {
+        guard let name = HTTPField.Name(header), let value = headers[name]?.uppercased(), value.count == 2,
             value.allSatisfy({ $0.isASCII && $0.isLetter }), value != "XX"
         else { return nil }
         return value
