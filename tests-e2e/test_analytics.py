@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -17,7 +18,7 @@ import pytest
 import requests
 from scipy import stats
 
-from conftest import Herald, postgres_url_or_skip, wait_for
+from conftest import Herald, postgres_url_or_skip, published_site, wait_for
 
 TZ = "America/Chicago"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -580,3 +581,35 @@ def test_clickhouse_down_while_beacons_arrive_loses_nothing(store):
     finally:
         server.stop()
         proxy.down()
+
+
+def test_a_new_postgres_database_gets_its_daily_partitions_at_once():
+    """On a brand-new database the maintenance job is scheduled once the migrations ran (it used to be tried once,
+    before them, and never again), so today's partition exists before the first beacons and they land in it, not in
+    the default partition that retention cannot drop."""
+    url = postgres_url_or_skip()
+    server = Herald(database_url=url, env={"HERALD_BCRYPT_COST": "10"}).start()
+    try:
+        def partitions():
+            out = subprocess.run(
+                ["psql", url.replace("?sslmode=disable", ""), "-qAtc",
+                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+                 "JOIN pg_namespace n ON n.oid = p.relnamespace WHERE n.nspname = 'analytics' AND p.relname = 'events'"],
+                capture_output=True, text=True)
+            return set(out.stdout.split()) if out.returncode == 0 else set()
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        expected = {f"events_p{(today + datetime.timedelta(days=d)).strftime('%Y%m%d')}" for d in range(-1, 8)}
+        assert wait_for(lambda: expected <= partitions(), 30), partitions()
+        w = published_site(server)
+        r = requests.post(server.url(f"/widget/v1/{w['site']['publicKey']}/beacons"),
+                          json={"visitorId": "partition-visitor-1", "events": [{"type": "impression", "notificationId": w["n"]["id"]}]})
+        assert r.status_code == 202
+
+        def today_rows():
+            out = subprocess.run(["psql", url.replace("?sslmode=disable", ""), "-qAtc",
+                                  f"SELECT (SELECT COUNT(*) FROM analytics.events_p{today.strftime('%Y%m%d')}), "
+                                  "(SELECT COUNT(*) FROM analytics.events_default)"], capture_output=True, text=True)
+            return out.stdout.split()
+        assert wait_for(lambda: today_rows() == ["1|0"], 15), today_rows()
+    finally:
+        server.stop()

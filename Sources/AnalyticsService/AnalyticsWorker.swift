@@ -37,19 +37,35 @@ public final class AnalyticsWorker: Service, Sendable {
     func wake() { signal.signalAll() }
 
     public func run() async throws {
-        do {
-            try await database.transaction(.system) { tx in
-                try await jobs.ensure(
-                    .maintenance, subject: "hourly", organizationId: JobStore.maintenanceOrganization, at: Date().addingTimeInterval(5), in: tx)
-            }
-        } catch {
-            logger.error("could not schedule analytics maintenance", metadata: ["error": "\(error)"])
-        }
+        // Until it is scheduled: on a new PostgreSQL database this service may start before the migrations that
+        // create its tables have run, and without the job no partition would ever be created nor data archived.
         await cancelWhenGracefulShutdown {
+            let since = ContinuousClock.now
+            var scheduled = false
+            var reported = false
             while !Task.isCancelled {
+                if !scheduled {
+                    do {
+                        try await self.scheduleMaintenance()
+                        scheduled = true
+                    } catch {
+                        if !reported && ContinuousClock.now - since > .seconds(60) {
+                            self.logger.error("could not schedule analytics maintenance", metadata: ["error": "\(error)"])
+                            reported = true
+                        }
+                    }
+                }
                 let worked = (try? await self.runDue()) ?? false
                 if !worked { await self.signal.wait(timeout: .seconds(1)) }
             }
+        }
+    }
+
+    /// The hourly maintenance job, first due a few seconds from now unless it exists.
+    func scheduleMaintenance() async throws {
+        try await database.transaction(.system) { tx in
+            try await jobs.ensure(
+                .maintenance, subject: "hourly", organizationId: JobStore.maintenanceOrganization, at: Date().addingTimeInterval(5), in: tx)
         }
     }
 
