@@ -194,12 +194,13 @@ public final class DatabaseEventBus: EventBus {
 
     public func lag() async throws -> [ConsumerLag] {
         let registered = groups.withLock { $0.mapValues(\.types) }
-        var result: [ConsumerLag] = []
-        for (group, types) in registered.sorted(by: { $0.key < $1.key }) {
-            let typeFilter: SQL =
-                types.contains(EventTypes.all) ? "" : "AND e.type IN (\(SQL.joined(types.sorted().map { "\($0)" }, separator: ", ")))"
-            let row = try await database.transaction(.system) { tx in
-                try await tx.queryFirst(
+        // One transaction for every group: a scrape must not queue a dozen times for the store's connection.
+        return try await database.transaction(.system) { tx in
+            var result: [ConsumerLag] = []
+            for (group, types) in registered.sorted(by: { $0.key < $1.key }) {
+                let typeFilter: SQL =
+                    types.contains(EventTypes.all) ? "" : "AND e.type IN (\(SQL.joined(types.sorted().map { "\($0)" }, separator: ", ")))"
+                let row = try await tx.queryFirst(
                     """
                     SELECT
                       (SELECT COUNT(*) FROM \(Tables.events) e WHERE TRUE \(typeFilter)
@@ -211,15 +212,15 @@ public final class DatabaseEventBus: EventBus {
                     FROM (SELECT \(group) AS g) AS q LEFT JOIN \(Tables.subscriptions) s ON s.group_name = q.g
                     """
                 )
-            }
-            result.append(
-                ConsumerLag(
-                    group: group, pending: try row?.get("pending") ?? 0, retrying: try row?.get("retrying") ?? 0,
-                    dead: try row?.get("dead") ?? 0, oldestPendingAt: try row?.get("oldest")
+                result.append(
+                    ConsumerLag(
+                        group: group, pending: try row?.get("pending") ?? 0, retrying: try row?.get("retrying") ?? 0,
+                        dead: try row?.get("dead") ?? 0, oldestPendingAt: try row?.get("oldest")
+                    )
                 )
-            )
+            }
+            return result
         }
-        return result
     }
 
     public func maintenanceServices() -> [any Service] {

@@ -10,11 +10,14 @@ public enum Outbox {
     /// The event carries the trace of the task appending it (a request's span, a consumed event's span).
     public static func append(_ envelope: EventEnvelope, in tx: any SQLExecutor) async throws {
         let traceContext = envelope.traceContext ?? TraceContext.current()
+        // PostgreSQL stores the document as `json` (migration 3): bound as text and checked by json's own input,
+        // never converted to jsonb. SQLite stores text.
+        let data: SQL = tx.dialect == .postgres ? "CAST(\(envelope.data) AS json)" : "\(envelope.data)"
         try await tx.execute(
             """
             INSERT INTO \(events) (id, type, version, occurred_at, organization_id, site_id, data, trace_context)
             VALUES (\(envelope.id), \(envelope.type), \(envelope.version), \(envelope.occurredAt),
-                    \(envelope.organizationId), \(envelope.siteId), \(SQLJSON(envelope.data)), \(traceContext))
+                    \(envelope.organizationId), \(envelope.siteId), \(data), \(traceContext))
             """
         )
     }
@@ -38,6 +41,7 @@ public enum Outbox {
         migrations: [
             BusMigrations.v1,
             BusMigrations.v2,
+            BusMigrations.v3,
         ]
     )
 }

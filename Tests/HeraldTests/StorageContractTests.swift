@@ -194,6 +194,57 @@ struct StorageContractTests {
     /// A page cursor binds a time it read back; if a microsecond were lost on the way (PostgresNIO's Date encoding
     /// truncates), `(created_at, id) < cursor` would skip every row that shares the time. Many times round-trip
     /// exactly: read, through the cursor's text, bound again, equal to the stored value.
+    /// Multi-row inserts (a `VALUES` list in SQLite, `unnest` of one array per column in PostgreSQL) store every kind of
+    /// value exactly: text that looks like array syntax, NULLs among values and columns of NULLs only, extreme
+    /// numbers, times to the microsecond, and an upsert's `RETURNING`.
+    @Test(arguments: TestStore.available)
+    func multiRowInsertsStoreEveryValueExactly(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            let table = Table("ct", "rows_\(store.rawValue)")
+            let types =
+                store == .postgres
+                ? "(n INTEGER PRIMARY KEY, t TEXT, i BIGINT, d DOUBLE PRECISION, b BOOLEAN, u UUID, w TIMESTAMPTZ, z TEXT)"
+                : "(n INTEGER PRIMARY KEY, t TEXT, i INTEGER, d REAL, b INTEGER, u TEXT, w INTEGER, z TEXT)"
+            if store == .postgres { try await database.transaction(.system) { _ = try await $0.query("CREATE SCHEMA IF NOT EXISTS ct") } }
+            try await database.transaction(.system) { _ = try await $0.query("CREATE TABLE \(table) \(unsafeRaw: types)") }
+            let texts = [
+                "plain", "", "NULL", "{a,b}", "quote \" and \\ backslash", "comma, space", "ünïcödé ✓", "  padded  ", "new\nline", "\\\"",
+            ]
+            let uuid = UUID()
+            let time = Date(timeIntervalSince1970: 1_796_000_000.123457)
+            let rows: [[SQLValue]] = texts.enumerated().map { n, text in
+                [
+                    .int(Int64(n)), .text(text), n == 3 ? .null : .int(n % 2 == 0 ? Int64.max - Int64(n) : Int64.min + Int64(n)),
+                    n == 4 ? .null : .double(n == 0 ? 1e-05 : 49.5 * Double(n) + 0.1), .bool(n % 2 == 0), n == 5 ? .null : .uuid(uuid),
+                    .date(time.addingTimeInterval(Double(n) * 0.000_001)), .null,
+                ]
+            }
+            let returned = try await database.transaction(.system) { tx in
+                var returned = 0
+                for statement in SQL.insert(
+                    into: table, alias: "r", columns: ["n", "t", "i", "d", "b", "u", "w", "z"], rows: rows,
+                    suffix: " ON CONFLICT (n) DO UPDATE SET t = excluded.t RETURNING n"
+                ) {
+                    returned += try await tx.query(statement).count
+                }
+                return returned
+            }
+            #expect(returned == texts.count)
+            let stored = try await database.query("SELECT * FROM \(table) ORDER BY n")
+            #expect(stored.count == texts.count)
+            for (n, row) in stored.enumerated() {
+                #expect(try row.get("t", as: String.self) == texts[n])
+                #expect(try row.get("i", as: Int64?.self) == (n == 3 ? nil : (n % 2 == 0 ? Int64.max - Int64(n) : Int64.min + Int64(n))))
+                #expect(try row.get("d", as: Double?.self) == (n == 4 ? nil : (n == 0 ? 1e-05 : 49.5 * Double(n) + 0.1)))
+                #expect(try row.get("b", as: Bool.self) == (n % 2 == 0))
+                #expect(try row.get("u", as: UUID?.self) == (n == 5 ? nil : uuid))
+                #expect(try row.get("w", as: Date.self).unixMicroseconds == time.addingTimeInterval(Double(n) * 0.000_001).unixMicroseconds)
+                #expect(try row.get("z", as: String?.self) == nil)
+            }
+        }
+    }
+
     @Test(arguments: TestStore.available)
     func timesReadBackAndBoundAgainNameTheSameMicrosecond(store: TestStore) async throws {
         let environment = try await TestEnvironment.make(store)
