@@ -33,6 +33,7 @@ public struct AnalyticsService: HeraldModule {
     let scheduledReports = ScheduledReportStore()
     let jobs = JobStore()
     let steps = StepCache()
+    let partitions = PartitionGuard()
 
     /// Operator settings (HERALD_ANALYTICS_*, HERALD_MAIL_*).
     public struct Options: Sendable {
@@ -103,7 +104,7 @@ public struct AnalyticsService: HeraldModule {
         MigrationSet(owner: "analytics", migrations: [AnalyticsMigrations.v1, AnalyticsMigrations.v2, AnalyticsMigrations.v3])
     }
 
-    public var consumers: [any EventConsumer] { [BeaconIngest(steps: steps), CatalogConsumer()] }
+    public var consumers: [any EventConsumer] { [BeaconIngest(steps: steps, partitions: partitions, database: database), CatalogConsumer()] }
 
     /// ClickHouse, when reports run there.
     public var dependencies: [DependencyCheck] {

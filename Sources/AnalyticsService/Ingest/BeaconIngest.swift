@@ -21,6 +21,9 @@ struct BeaconIngest: BatchEventConsumer {
     let store = IngestStore()
     /// Visitor steps this process knows the store holds, so most of a busy site's steps need no write.
     let steps: StepCache
+    /// PostgreSQL's daily partitions this process knows exist.
+    let partitions: PartitionGuard
+    let database: any Database
 
     /// A batch decoded and collected per organization before its transaction.
     final class Prepared: Sendable {
@@ -37,10 +40,14 @@ struct BeaconIngest: BatchEventConsumer {
 
     func prepare(batch events: [EventEnvelope]) async throws -> any Sendable {
         var work: [UUID: IngestWork] = [:]
+        var days = Set<Int>()
         for event in events {
             guard let organizationId = event.organizationId else { continue }
-            work[organizationId, default: IngestWork(organizationId: organizationId)].collect(try Self.decode(event))
+            let batch = try Self.decode(event)
+            for visit in batch.visits { for beacon in visit.beacons { days.insert(Int(beacon.at / 86_400_000)) } }
+            work[organizationId, default: IngestWork(organizationId: organizationId)].collect(batch)
         }
+        await partitions.ensure(utcDays: days, database: database)
         return Prepared(events: Set(events.map(\.id)), work: work)
     }
 
@@ -99,6 +106,25 @@ struct BeaconIngest: BatchEventConsumer {
         }
         guard event.version == BeaconBatch.schemaVersion else { return try event.decode(BeaconBatch.self) }
         return try BeaconBatch(json: event.data)
+    }
+}
+
+/// Makes sure PostgreSQL has the daily partition of every day a batch writes raw events for, before writing them:
+/// a row that lands in the default partition keeps that day's partition from ever being created (and retention
+/// drops partitions). Maintenance creates them a week ahead; this covers the first minutes of a new database and
+/// beacons of unusual days. A failure (TimescaleDB, rows of the day already in the default partition) is not retried.
+final class PartitionGuard: Sendable {
+    private let known = Mutex<Set<Int>>([])
+
+    func ensure(utcDays days: Set<Int>, database: any Database) async {
+        guard database.dialect == .postgres else { return }
+        let missing = known.withLock { known in days.subtracting(known) }
+        guard !missing.isEmpty else { return }
+        let store = RetentionStore()
+        for day in missing.sorted() {
+            _ = try? await database.transaction(.system) { try await store.createPartition(day: LocalTime.dayKey(days: day), in: $0) }
+        }
+        known.withLock { $0.formUnion(missing) }
     }
 }
 
