@@ -121,7 +121,9 @@ final class PartitionGuard: Sendable {
         let missing = known.withLock { known in days.subtracting(known) }
         guard !missing.isEmpty else { return }
         let store = RetentionStore()
-        for day in missing.sorted() {
+        // Only those not in the catalog: creating a partition locks the whole table, even when it exists.
+        let existing = Set((try? await database.transaction(.system) { try await store.partitions(in: $0) }) ?? [])
+        for day in missing.sorted() where !existing.contains("events_p\(LocalTime.dayKey(days: day))") {
             _ = try? await database.transaction(.system) { try await store.createPartition(day: LocalTime.dayKey(days: day), in: $0) }
         }
         known.withLock { $0.formUnion(missing) }
