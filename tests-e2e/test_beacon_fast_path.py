@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import Herald, published_site, wait_for
-from test_feed_fast_path import raw, responses
+from test_feed_fast_path import raw, requests_counted, responses
 
 TOKEN = "metrics-" + uuid.uuid4().hex
 VARYING = {"x-request-id", "date"}
@@ -112,14 +112,7 @@ def test_pipelined_beacons_are_answered_in_order(world):
 
 def test_fast_beacons_are_counted_in_metrics(world):
     server = world["server"]
-
-    def count():
-        text = requests.get(server.url("/metrics"), headers={"Authorization": f"Bearer {TOKEN}"}).text
-        found = [line for line in text.splitlines() if line.startswith("herald_http_requests_total{")
-                 and 'route="/widget/v1/{publicKey}/beacons"' in line and 'status="202"' in line and 'method="POST"' in line
-                 and 'service="notifications"' in line]
-        return sum(float(line.rsplit(" ", 1)[1]) for line in found)
-
+    count = lambda: requests_counted(server, TOKEN, "/widget/v1/{publicKey}/beacons", "POST", 202)
     requests.post(server.url(world["path"]), json=beacon(world))
     before = count()
     for i in range(5):

@@ -163,16 +163,18 @@ def test_connection_close_is_honoured(world):
     assert closed, "the server closes the connection the client asked to close"
 
 
+def requests_counted(server, token, route, method, status):
+    """herald_http_requests_total of the Notifications service for one route, method and status, from /metrics."""
+    text = requests.get(server.url("/metrics"), headers={"Authorization": f"Bearer {token}"}).text
+    found = [line for line in text.splitlines() if line.startswith("herald_http_requests_total{")
+             and f'route="{route}"' in line and f'status="{status}"' in line and f'method="{method}"' in line
+             and 'service="notifications"' in line]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in found)
+
+
 def test_memory_answers_are_counted_and_logged(world):
     server = world["server"]
-
-    def count():
-        text = requests.get(server.url("/metrics"), headers={"Authorization": f"Bearer {TOKEN}"}).text
-        found = [line for line in text.splitlines() if line.startswith("herald_http_requests_total{")
-                 and 'route="/widget/v1/{publicKey}/feed"' in line and 'status="200"' in line and 'method="GET"' in line
-                 and 'service="notifications"' in line]
-        return sum(float(line.rsplit(" ", 1)[1]) for line in found)
-
+    count = lambda: requests_counted(server, TOKEN, "/widget/v1/{publicKey}/feed", "GET", 200)
     before = count()
     ids = [requests.get(server.url(feed_path(world)), headers={"X-Request-Id": f"counted-{i}"}).headers["X-Request-Id"]
            for i in range(5)]
