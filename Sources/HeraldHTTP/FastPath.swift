@@ -250,7 +250,7 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         headers[.requestId] = requestId
         headers[.date] = HTTPDate.now()
         let method = request.method.rawValue
-        let body = answer.status == .notModified || request.method == .head ? nil : answer.body
+        let body = answer.status == .notModified ? nil : answer.body
         headers[.contentLength] = String(body?.readableBytes ?? 0)
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
