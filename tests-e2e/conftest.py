@@ -125,9 +125,10 @@ def wait_for(predicate, timeout=10, interval=0.1):
     return None
 
 
-def published_site(server):
-    """A new owner's organization with one site and a published recent_activity notification, once the site reached
-    the Notifications service: {"h": owner's auth headers, "site": the site with its keys, "n": the notification}."""
+def published_site(server, content=None):
+    """A new owner's organization with one site and a published recent_activity notification (with `content`, when
+    given), once the site reached the Notifications service: {"h": owner's auth headers, "org": the organization,
+    "site": the site with its keys, "n": the notification}."""
     owner = server.signup()
     h = server.auth(owner["token"])
     org = requests.post(server.url("/organizations"), json={"name": "Shops"}, headers=h).json()
@@ -135,9 +136,9 @@ def published_site(server):
                          headers=h).json()
     assert wait_for(lambda: requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).status_code == 200)
     n = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h,
-                      json={"name": "Recent purchases", "type": "recent_activity"}).json()
+                      json={"name": "Recent purchases", "type": "recent_activity", **({"content": content} if content else {})}).json()
     assert requests.post(server.url(f"/sites/{site['id']}/notifications/{n['id']}/publish"), headers=h).status_code == 200
-    return {"h": h, "site": site, "n": n}
+    return {"h": h, "org": org, "site": site, "n": n}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import Herald, postgres_url_or_skip, wait_for
+from conftest import Herald, postgres_url_or_skip, published_site, wait_for
 from test_reports import SENDGRID, SINK, received, start_process
 
 
@@ -39,16 +39,7 @@ def start(smtp, store=None, **extra):
 
 
 def world(server):
-    owner = server.signup()
-    h = server.auth(owner["token"])
-    org = requests.post(server.url("/organizations"), json={"name": "Shops"}, headers=h).json()
-    site = requests.post(server.url(f"/organizations/{org['id']}/sites"), json={"name": "Kite Shop", "domain": "kites.example.com"},
-                         headers=h).json()
-    assert wait_for(lambda: requests.get(server.url(f"/widget/v1/{site['publicKey']}/feed")).status_code == 200)
-    n = requests.post(server.url(f"/sites/{site['id']}/notifications"), headers=h,
-                      json={"name": "Recent purchases", "type": "recent_activity", "content": {"activityTypes": ["purchase"]}}).json()
-    assert requests.post(server.url(f"/sites/{site['id']}/notifications/{n['id']}/publish"), headers=h).status_code == 200
-    return {"h": h, "org": org, "site": site, "n": n}
+    return published_site(server, content={"activityTypes": ["purchase"]})
 
 
 def api(server, w, method, path, **kwargs):
