@@ -480,8 +480,10 @@ struct ConsumerRunner: Service {
         return batch.count
     }
 
-    /// Moves the group's position, in the transaction that applied the events before it. Fails (rolling that
-    /// transaction back) when another instance holds the lease now, so what this one applied is never kept twice.
+    /// Moves the group's position. Fails (rolling its transaction back) when another instance holds the lease now.
+    /// A batch consumer's events are applied in that same transaction, so they are rolled back with it; a one-at-a-time
+    /// consumer's events committed each in its own transaction before, and the processed markers keep the new holder
+    /// from applying them again.
     private func advance(to position: (tx: Int64, seq: Int64), in tx: any SQLExecutor) async throws {
         let moved = try await tx.queryFirst(
             """

@@ -390,37 +390,29 @@ struct EventBusTests {
     /// group over meanwhile, the position no longer moves for it and the batch it applied rolls back with it.
     @Test(arguments: TestStore.available)
     func aRunnerThatLostItsLeaseAppliesNothingUntilItHasItAgain(store: TestStore) async throws {
-        let environment = try await TestEnvironment.make(store)
-        try await environment.withDatabase { database in
-            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .milliseconds(20))
-            let consumer = BatchRecordingConsumer(group: "test.lease")
-            let subscriptions = Table("bus", "subscriptions")
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await bus.consumerService(for: consumer).run() }
-                try await publish(0..<3, bus: bus, database: database)
-                try await waitUntil { try await appliedRows(database, group: "test.lease") == [0, 1, 2] }
-                // Another instance takes the group over (as after this one stalled past its lease).
-                try await database.transaction(.system) { tx in
-                    try await tx.execute(
-                        """
-                        UPDATE \(subscriptions) SET lease_owner = 'another-instance', lease_until = \(Date().addingTimeInterval(60))
-                        WHERE group_name = 'test.lease'
-                        """
-                    )
-                }
-                try await publish(3..<6, bus: bus, database: database)
-                try await Task.sleep(for: .milliseconds(800))
-                #expect(try await appliedRows(database, group: "test.lease") == [0, 1, 2])
-                // The other instance's lease runs out: this one claims the group again and goes on from its position.
-                try await database.transaction(.system) { tx in
-                    try await tx.execute(
-                        "UPDATE \(subscriptions) SET lease_until = \(Date().addingTimeInterval(-1)) WHERE group_name = 'test.lease'"
-                    )
-                }
-                try await waitUntil { try await appliedRows(database, group: "test.lease") == Array(0..<6) }
-                group.cancelAll()
+        let subscriptions = Table("bus", "subscriptions")
+        try await withDatabaseBus(store, consumer: BatchRecordingConsumer(group: "test.lease")) { bus, database in
+            try await publish(0..<3, bus: bus, database: database)
+            try await waitUntil { try await appliedRows(database, group: "test.lease") == [0, 1, 2] }
+            // Another instance takes the group over (as after this one stalled past its lease).
+            try await database.transaction(.system) { tx in
+                try await tx.execute(
+                    """
+                    UPDATE \(subscriptions) SET lease_owner = 'another-instance', lease_until = \(Date().addingTimeInterval(60))
+                    WHERE group_name = 'test.lease'
+                    """
+                )
             }
+            try await publish(3..<6, bus: bus, database: database)
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(try await appliedRows(database, group: "test.lease") == [0, 1, 2])
+            // The other instance's lease runs out: this one claims the group again and goes on from its position.
+            try await database.transaction(.system) { tx in
+                try await tx.execute(
+                    "UPDATE \(subscriptions) SET lease_until = \(Date().addingTimeInterval(-1)) WHERE group_name = 'test.lease'"
+                )
+            }
+            try await waitUntil { try await appliedRows(database, group: "test.lease") == Array(0..<6) }
             #expect(try await appliedRows(database, group: "test.lease") == Array(0..<6))
         }
     }
@@ -430,22 +422,14 @@ struct EventBusTests {
     /// and then the next poll is what delivers it, by design.)
     @Test(arguments: TestStore.available.filter { $0 == .sqlite })
     func aTypedCommitWakesTheGroupsOfItsTypes(store: TestStore) async throws {
-        let environment = try await TestEnvironment.make(store)
-        try await environment.withDatabase { database in
-            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            // Polling alone would take 60 s to see the event.
-            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .seconds(60))
-            let consumer = BatchRecordingConsumer(group: "test.typed")
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await bus.consumerService(for: consumer).run() }
-                try await Task.sleep(for: .milliseconds(300))
-                try await database.transaction(.system) { tx in
-                    try await Outbox.append(Pinged(number: 1), organizationId: nil, in: tx)
-                }
-                bus.didCommitEvents(ofTypes: [Pinged.eventType])
-                try await waitUntil(.seconds(20)) { try await appliedRows(database, group: "test.typed") == [1] }
-                group.cancelAll()
+        // Polling alone would take 60 s to see the event.
+        try await withDatabaseBus(store, consumer: BatchRecordingConsumer(group: "test.typed"), pollInterval: .seconds(60)) { bus, database in
+            try await Task.sleep(for: .milliseconds(300))
+            try await database.transaction(.system) { tx in
+                try await Outbox.append(Pinged(number: 1), organizationId: nil, in: tx)
             }
+            bus.didCommitEvents(ofTypes: [Pinged.eventType])
+            try await waitUntil(.seconds(20)) { try await appliedRows(database, group: "test.typed") == [1] }
             #expect(try await appliedRows(database, group: "test.typed") == [1])
         }
     }
@@ -453,23 +437,33 @@ struct EventBusTests {
     /// A lingering batch consumer takes a stream of small commits in a few batches rather than one per commit.
     @Test(arguments: TestStore.available)
     func aLingeringConsumerGathersSmallCommitsIntoFewBatches(store: TestStore) async throws {
+        let consumer = BatchRecordingConsumer(group: "test.linger", linger: .seconds(2))
+        try await withDatabaseBus(store, consumer: consumer) { bus, database in
+            for number in 0..<10 {
+                try await publish(number..<(number + 1), bus: bus, database: database)
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            try await waitUntil { try await appliedRows(database, group: "test.linger") == Array(0..<10) }
+        }
+        let batches = consumer.batches.withLock { $0 }
+        #expect(batches.reduce(0, +) == 10)
+        #expect(batches.count <= 3, "ten commits 30 ms apart were applied in \(batches)")
+    }
+
+    /// Runs `consumer` on a database bus over a migrated test table of `store` while `body` runs.
+    func withDatabaseBus(
+        _ store: TestStore, consumer: any EventConsumer, pollInterval: Duration = .milliseconds(20),
+        _ body: @Sendable (DatabaseEventBus, any Database) async throws -> Void
+    ) async throws {
         let environment = try await TestEnvironment.make(store)
         try await environment.withDatabase { database in
             try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: .milliseconds(20))
-            let consumer = BatchRecordingConsumer(group: "test.linger", linger: .seconds(2))
+            let bus = DatabaseEventBus(database: database, logger: testLogger, pollInterval: pollInterval)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await bus.consumerService(for: consumer).run() }
-                for number in 0..<10 {
-                    try await publish(number..<(number + 1), bus: bus, database: database)
-                    try await Task.sleep(for: .milliseconds(30))
-                }
-                try await waitUntil { try await appliedRows(database, group: "test.linger") == Array(0..<10) }
+                try await body(bus, database)
                 group.cancelAll()
             }
-            let batches = consumer.batches.withLock { $0 }
-            #expect(batches.reduce(0, +) == 10)
-            #expect(batches.count <= 3, "ten commits 30 ms apart were applied in \(batches)")
         }
     }
 

@@ -40,14 +40,11 @@ struct BeaconIngest: BatchEventConsumer {
 
     func prepare(batch events: [EventEnvelope]) async throws -> any Sendable {
         var work: [UUID: IngestWork] = [:]
-        var days = Set<Int>()
         for event in events {
             guard let organizationId = event.organizationId else { continue }
-            let batch = try Self.decode(event)
-            for visit in batch.visits { for beacon in visit.beacons { days.insert(Int(beacon.at / 86_400_000)) } }
-            work[organizationId, default: IngestWork(organizationId: organizationId)].collect(batch)
+            work[organizationId, default: IngestWork(organizationId: organizationId)].collect(try Self.decode(event))
         }
-        await partitions.ensure(utcDays: days, database: database)
+        await partitions.ensure(utcDays: work.values.reduce(into: Set<Int>()) { $0.formUnion($1.utcDays) }, database: database)
         return Prepared(events: Set(events.map(\.id)), work: work)
     }
 
@@ -259,6 +256,8 @@ struct IngestWork {
     /// Beacons in time order, with where they came from.
     var pending: [(siteId: UUID, clock: SiteClock, visit: Visit, beacon: RecordedBeacon)] = []
     var stepCandidates: [StepKey: Int64] = [:]
+    /// The UTC days (since 1970) the beacons fall on: PostgreSQL's raw-event partitions they need.
+    var utcDays = Set<Int>()
 
     var raw: [RawEvent] = []
     var conversions: [ConversionRow] = []
@@ -320,6 +319,7 @@ struct IngestWork {
     mutating func collect(_ batch: BeaconBatch) {
         let clock = SiteClock.named(batch.timezone)
         for visit in batch.visits {
+            for beacon in visit.beacons { utcDays.insert(Int(beacon.at / 86_400_000)) }
             if visit.bot {
                 for beacon in visit.beacons { bots[SiteDay(siteId: batch.siteId, day: clock.dayKey(atMillis: beacon.at)), default: 0] += 1 }
                 continue
