@@ -30,10 +30,7 @@ public func buildApplication(_ config: HeraldConfiguration, logger: Logger) asyn
     // needs the middleware chain).
     let fastRoutes = HeraldTracing.isRequested(config.environment) ? [] : composition.fastRoutes
     let fastOptions = FastPathOptions(recordsMetrics: config.metrics.isEnabled, trustedProxies: config.trustedProxies, logger: logger)
-    let http1: HTTPServerBuilder = .http1(
-        configuration: .init(
-            additionalChannelHandlers: fastRoutes.isEmpty ? [] : [FastPathHandler(routes: fastRoutes, options: fastOptions)]
-        ))
+    let http1: HTTPServerBuilder = .heraldHTTP1(fastRoutes: fastRoutes, options: fastOptions)
     let server: HTTPServerBuilder = try config.tls.map { try .tls(http1, tlsConfiguration: try $0.makeTLSConfiguration()) } ?? http1
     var app = Application(
         router: composition.router,

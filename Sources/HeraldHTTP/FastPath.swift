@@ -4,7 +4,7 @@ import HeraldCore
 import Logging
 import Metrics
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
 import Synchronization
 
 /// A response already in memory, answered on the event loop without entering the router.
@@ -25,32 +25,63 @@ public struct FastAnswer: Sendable {
     }
 }
 
+/// A fast answer as the fast path writes it: the status line and headers, complete but for the fields that
+/// change with every request (request id, date, length), and the body. A route that gives the same answer to many
+/// requests makes the head once and reuses it.
+public struct FastResponse: Sendable {
+    public var head: HTTPResponseHead
+    public var body: ByteBuffer?
+
+    public init(head: HTTPResponseHead, body: ByteBuffer?) {
+        self.head = head
+        self.body = body
+    }
+
+    /// `answer` with `common` added, and the security defaults unless it has them.
+    public init(_ answer: FastAnswer, adding common: HTTPFields = [:]) {
+        var fields = answer.headers
+        for field in common { fields[field.name] = field.value }
+        if !answer.hasSecurityHeaders { SecurityHeadersMiddleware.addDefaults(to: &fields) }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count + 3)
+        for field in fields where !Self.perRequest.contains(field.name) { headers.add(name: field.name.rawName, value: field.value) }
+        self.init(
+            head: HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: Int(answer.status.code)), headers: headers),
+            body: answer.body)
+    }
+
+    /// The fields the fast path sets on every answer.
+    private static let perRequest: Set<HTTPField.Name> = [.requestId, .date, .contentLength]
+}
+
 /// A hot GET route whose answer can come from memory: the widget's feed, read by every page view.
 public protocol FastRoute: Sendable {
     /// The service that owns the route and its template, as the metrics label them.
     var service: String { get }
     var route: String { get }
     /// The answer when it is in memory and nothing but the cached bytes decides it; nil lets the router handle the
-    /// request as usual (a cold cache, an unknown key, anything unusual). Must not block: it runs on the event loop.
-    func answer(path: Substring, request: HTTPRequest) -> FastAnswer?
+    /// request as usual (a cold cache, an unknown key, anything unusual). `path` is the request's without its
+    /// query. Must not block: it runs on the event loop.
+    func answer(path: Substring, request: HTTPRequestHead) -> FastResponse?
 }
 
 /// A hot POST route answered once its body is read and its work done, without the router: the widget's beacons.
 public protocol FastPostRoute: FastRoute {
     /// The longest body the route reads; a longer one, or one without `Content-Length`, goes to the router.
     var maxBody: Int { get }
-    /// What the route's own middleware adds to every answer, refusals included (the widget paths' CORS headers).
+    /// What the route's own middleware adds to every answer: the fast path adds it to the refusals it renders (the
+    /// route's own answers carry it already).
     var commonHeaders: HTTPFields { get }
     /// Whether the route reads requests for `path`, decided before the body arrives.
     func accepts(path: Substring) -> Bool
     /// The answer once the route's work is done, or nil to hand the request to the router, replayed unchanged:
     /// anything but the plain case, so that every refusal is the router's own. A future failed with a
     /// ``HeraldError`` is answered with its problem document, as the router would.
-    func answer(path: Substring, request: HTTPRequest, body: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<FastAnswer>?
+    func answer(path: Substring, request: HTTPRequestHead, body: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<FastResponse>?
 }
 
 extension FastPostRoute {
-    public func answer(path: Substring, request: HTTPRequest) -> FastAnswer? { nil }
+    public func answer(path: Substring, request: HTTPRequestHead) -> FastResponse? { nil }
 }
 
 /// What the fast path must do as the middleware chain does.
@@ -66,35 +97,43 @@ public struct FastPathOptions: Sendable {
     }
 }
 
-/// Answers a few hot GET requests on the event loop from bytes already in memory, before Hummingbird turns the
-/// request into a task and runs the middleware chain: measured, that chain (a task per request, six middleware,
-/// the router) was about half of the feed's CPU (docs/PERFORMANCE.md). Everything else, and anything unusual about
-/// a request (another method, `Connection: close`, a request still being answered on the connection), goes on to
+/// Answers a few hot requests on the event loop from bytes already in memory, before Hummingbird converts the
+/// request to swift-http-types, turns it into a task and runs the middleware chain: measured, that chain (a task per
+/// request, six middleware, the router) was about half of the feed's CPU, and the conversions of the request and the
+/// response a further fifth of what remained (docs/PERFORMANCE.md). It sits between NIO's HTTP/1 decoder and the
+/// conversion to swift-http-types (``HeraldHTTP1Channel``). Everything else, and anything unusual about a request
+/// (another method or version, `Connection: close`, a request still being answered on the connection), goes on to
 /// the router unchanged. The response carries the headers the chain would add, is counted in the same metrics and
 /// logged as the access log does.
 ///
 /// A POST route's work is asynchronous: until its answer is written, whatever else arrives on the connection waits
-/// (and the socket is not read), so answers keep the order of their requests.
+/// (and the socket is not read), so answers keep the order of their requests; events such as a graceful shutdown's
+/// wait too, so the connection is not closed before the answer is out.
 public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    public typealias InboundIn = HTTPRequestPart
-    public typealias InboundOut = HTTPRequestPart
-    public typealias OutboundIn = HTTPResponsePart
-    public typealias OutboundOut = HTTPResponsePart
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias InboundOut = HTTPServerRequestPart
+    public typealias OutboundIn = HTTPServerResponsePart
+    public typealias OutboundOut = HTTPServerResponsePart
 
     private let routes: [any FastRoute]
     private let postRoutes: [any FastPostRoute]
     private let options: FastPathOptions
     /// The answer to the request being read, written once its end arrives.
-    private var pending: (answer: FastAnswer, route: any FastRoute, head: HTTPRequest, start: ContinuousClock.Instant)?
+    private var pending: (response: FastResponse, route: any FastRoute, head: HTTPRequestHead, start: ContinuousClock.Instant)?
     /// Requests passed to the router whose responses have not ended: while there are any, a fast answer would
     /// overtake them on a pipelining connection.
     private var forwarded = 0
     /// A POST for a fast route whose body is being read.
-    private var reading: (route: any FastPostRoute, head: HTTPRequest, body: ByteBuffer, start: ContinuousClock.Instant)?
+    private var reading: (route: any FastPostRoute, head: HTTPRequestHead, path: Substring, body: ByteBuffer, start: ContinuousClock.Instant)?
     /// A fast POST's work is in progress: what arrives meanwhile waits in `waiting`, and reads wait too.
     private var working = false
-    private var waiting = CircularBuffer<NIOAny>()
+    private var waiting = CircularBuffer<Deferred>()
     private var readWhileWorking = false
+
+    private enum Deferred {
+        case read(NIOAny)
+        case event(Any)
+    }
 
     public init(routes: [any FastRoute], options: FastPathOptions) {
         self.routes = routes
@@ -104,18 +143,18 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if working {
-            waiting.append(data)
+            waiting.append(.read(data))
             return
         }
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let head):
             if forwarded == 0, let found = match(head) {
-                pending = (found.answer, found.route, head, ContinuousClock.now)
+                pending = (found.response, found.route, head, ContinuousClock.now)
                 return
             }
-            if forwarded == 0, let route = matchPost(head) {
-                reading = (route, head, context.channel.allocator.buffer(capacity: route.maxBody), ContinuousClock.now)
+            if forwarded == 0, let (route, path) = matchPost(head) {
+                reading = (route, head, path, context.channel.allocator.buffer(capacity: route.maxBody), ContinuousClock.now)
                 return
             }
             forwarded += 1
@@ -130,7 +169,7 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         case .end:
             if let read = reading {
                 reading = nil
-                work(context: context, read.route, request: read.head, body: read.body, start: read.start)
+                work(context: context, read.route, request: read.head, path: read.path, body: read.body, start: read.start)
                 return
             }
             guard let answered = pending else {
@@ -139,9 +178,18 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
             }
             pending = nil
             respond(
-                context: context, answered.answer, route: answered.route, request: answered.head, requestId: Self.requestId(answered.head),
-                start: answered.start)
+                context: context, answered.response, route: answered.route, request: answered.head,
+                requestId: Self.requestId(answered.head), start: answered.start)
         }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A graceful shutdown's quiesce event closes an idle connection at once: the POST in hand is answered first.
+        if working {
+            waiting.append(.event(event))
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -157,37 +205,40 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.read()
     }
 
-    private func match(_ head: HTTPRequest) -> (answer: FastAnswer, route: any FastRoute)? {
-        guard head.method == .get, let path = head.path else { return nil }
-        // `Connection: close` (or an upgrade) is the router's to honour; `keep-alive`, which browsers send, is ours.
-        if let connection = head.headerFields[.connection], connection.lowercased() != "keep-alive" { return nil }
-        let bare = path.firstIndex(of: "?").map { path[..<$0] } ?? path[...]
+    /// The request's path without its query, when it is a plain HTTP/1.1 request the fast path may answer:
+    /// `Connection: close` (or an upgrade) is the router's to honour; `keep-alive`, which browsers send, is ours.
+    private static func plainPath(_ head: HTTPRequestHead) -> Substring? {
+        guard head.version == .http1_1 else { return nil }
+        if let connection = head.headers.first(name: "Connection"), connection.lowercased() != "keep-alive" { return nil }
+        let uri = head.uri
+        return uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...]
+    }
+
+    private func match(_ head: HTTPRequestHead) -> (response: FastResponse, route: any FastRoute)? {
+        guard head.method == .GET, let path = Self.plainPath(head) else { return nil }
         for route in routes {
-            if let answer = route.answer(path: bare, request: head) { return (answer, route) }
+            if let response = route.answer(path: path, request: head) { return (response, route) }
         }
         return nil
     }
 
-    /// The POST route that reads this request, if any. Credentials (which the router would check), `Expect`,
-    /// a body without `Content-Length` or longer than the route reads, and `Connection` other than keep-alive are
-    /// the router's.
-    private func matchPost(_ head: HTTPRequest) -> (any FastPostRoute)? {
-        guard head.method == .post, !postRoutes.isEmpty, let path = head.path else { return nil }
-        let fields = head.headerFields
-        if let connection = fields[.connection], connection.lowercased() != "keep-alive" { return nil }
-        guard fields[.authorization] == nil, fields[.cookie] == nil, fields[.expect] == nil, fields[.transferEncoding] == nil,
-            let length = fields[.contentLength].flatMap({ Int($0) })
+    /// The POST route that reads this request, if any, and the request's path without its query. Credentials (which
+    /// the router would check), `Expect`, a body without `Content-Length` or longer than the route reads, and
+    /// `Connection` other than keep-alive are the router's.
+    private func matchPost(_ head: HTTPRequestHead) -> (any FastPostRoute, Substring)? {
+        guard head.method == .POST, !postRoutes.isEmpty, let path = Self.plainPath(head) else { return nil }
+        let headers = head.headers
+        guard !headers.contains(name: "Authorization"), !headers.contains(name: "Cookie"), !headers.contains(name: "Expect"),
+            !headers.contains(name: "Transfer-Encoding"), let length = headers.first(name: "Content-Length").flatMap({ Int($0) })
         else { return nil }
-        let bare = path.firstIndex(of: "?").map { path[..<$0] } ?? path[...]
-        return postRoutes.first { length <= $0.maxBody && $0.accepts(path: bare) }
+        return postRoutes.first { length <= $0.maxBody && $0.accepts(path: path) }.map { ($0, path) }
     }
 
     /// Runs a POST route's work and answers when it is done; a route that declines hands the request to the router.
     private func work(
-        context: ChannelHandlerContext, _ route: any FastPostRoute, request: HTTPRequest, body: ByteBuffer, start: ContinuousClock.Instant
+        context: ChannelHandlerContext, _ route: any FastPostRoute, request: HTTPRequestHead, path: Substring, body: ByteBuffer,
+        start: ContinuousClock.Instant
     ) {
-        let full = request.path ?? ""
-        let path = full.firstIndex(of: "?").map { full[..<$0] } ?? full[...]
         guard let future = route.answer(path: path, request: request, body: body, eventLoop: context.eventLoop) else {
             forwarded += 1
             context.fireChannelRead(wrapInboundOut(.head(request)))
@@ -200,18 +251,18 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         future.hop(to: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
-            var answer: FastAnswer
+            let response: FastResponse
             switch result {
             case .success(let done):
-                answer = done
+                response = done
             case .failure(let error):
                 if !(error is HeraldError) {
                     handler.options.logger.error("request failed", metadata: ["error": "\(error)", "request_id": "\(requestId)"])
                 }
-                answer = ProblemMiddleware.answer(for: error as? HeraldError ?? .internalError, instance: String(path), requestId: requestId)
+                let answer = ProblemMiddleware.answer(for: error as? HeraldError ?? .internalError, instance: String(path), requestId: requestId)
+                response = FastResponse(answer, adding: route.commonHeaders)
             }
-            for field in route.commonHeaders { answer.headers[field.name] = field.value }
-            handler.respond(context: context, answer, route: route, request: request, requestId: requestId, start: start)
+            handler.respond(context: context, response, route: route, request: request, requestId: requestId, start: start)
             handler.working = false
             handler.resume(context: context)
         }
@@ -225,8 +276,13 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
         var drained = false
         while !working, let next = waiting.popFirst() {
-            channelRead(context: context, data: next)
-            drained = true
+            switch next {
+            case .read(let data):
+                channelRead(context: context, data: data)
+                drained = true
+            case .event(let event):
+                context.fireUserInboundEventTriggered(event)
+            }
         }
         // What went on to the router outside a socket read reaches it only with a read-complete event.
         if drained { context.fireChannelReadComplete() }
@@ -237,27 +293,25 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     /// The client's well-formed `X-Request-Id`, or a new one.
-    private static func requestId(_ request: HTTPRequest) -> String {
-        request.headerFields[.requestId].flatMap { RequestIdMiddleware.isWellFormed($0) ? $0 : nil } ?? newRequestId()
+    private static func requestId(_ request: HTTPRequestHead) -> String {
+        request.headers.first(name: "X-Request-Id").flatMap { RequestIdMiddleware.isWellFormed($0) ? $0 : nil } ?? newRequestId()
     }
 
     private func respond(
-        context: ChannelHandlerContext, _ answer: FastAnswer, route: any FastRoute, request: HTTPRequest, requestId: String,
+        context: ChannelHandlerContext, _ response: FastResponse, route: any FastRoute, request: HTTPRequestHead, requestId: String,
         start: ContinuousClock.Instant
     ) {
-        var headers = answer.headers
-        if !answer.hasSecurityHeaders { SecurityHeadersMiddleware.addDefaults(to: &headers) }
-        headers[.requestId] = requestId
-        headers[.date] = HTTPDate.now()
-        let method = request.method.rawValue
-        let body = answer.status == .notModified ? nil : answer.body
-        headers[.contentLength] = String(body?.readableBytes ?? 0)
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)
-        if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        var head = response.head
+        let body = head.status == .notModified ? nil : response.body
+        head.headers.add(name: "X-Request-Id", value: requestId)
+        head.headers.add(name: "Date", value: HTTPDate.now())
+        head.headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
 
         if options.recordsMetrics {
-            let key = InstrumentCache.Key(service: route.service, method: method, route: route.route, status: Int(answer.status.code))
+            let key = InstrumentCache.Key(service: route.service, method: request.method.rawValue, route: route.route, status: Int(head.status.code))
             let (counter, timer) = InstrumentCache.shared.instruments(for: key)
             counter.increment()
             timer.recordInterval(since: start)
@@ -265,11 +319,13 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         if options.logger.logLevel <= .info {
             var logger = options.logger
             logger[metadataKey: "request_id"] = .string(requestId)
+            let uri = request.uri
             AccessLogMiddleware.log(
-                logger, method: method, path: String(request.path?.split(separator: "?", maxSplits: 1).first ?? ""), status: answer.status.code,
-                since: start,
+                logger, method: request.method.rawValue, path: String(uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...]),
+                status: Int(head.status.code), since: start,
                 client: ClientAddress.resolve(
-                    peer: context.remoteAddress?.ipAddress, forwardedFor: request.headerFields[.xForwardedFor], trusted: options.trustedProxies))
+                    peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers.first(name: "X-Forwarded-For"),
+                    trusted: options.trustedProxies))
         }
     }
 

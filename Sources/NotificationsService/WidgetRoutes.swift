@@ -8,6 +8,7 @@ import HeraldSecurity
 import Hummingbird
 import NIOCore
 import NIOFoundationCompat
+import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
@@ -39,45 +40,34 @@ final class FeedFastRoute: FastRoute {
     let maxAge: Int
     var service: String { NotificationsService.name }
     var route: String { "/widget/v1/{publicKey}/feed" }
-    /// Each built feed's complete headers for 200 and 304, made once per ETag: building and validating a dozen
+    /// Each built feed's complete response heads for 200 and 304, made once per ETag: building and validating a dozen
     /// header fields was a visible part of every request.
-    private let headers = Mutex<[String: (ok: HTTPFields, notModified: HTTPFields)]>([:])
+    private let heads = Mutex<[String: (ok: HTTPResponseHead, notModified: HTTPResponseHead)]>([:])
 
     init(feeds: FeedCache, maxAge: Int) {
         self.feeds = feeds
         self.maxAge = maxAge
     }
 
-    func answer(path: Substring, request: HTTPRequest) -> FastAnswer? {
-        let prefix = "/widget/v1/"
-        let suffix = "/feed"
-        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return nil }
-        let key = path.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
-        guard !key.utf8.contains(UInt8(ascii: "/")), let entry = feeds.cachedFeed(publicKey: String(key)) else { return nil }
-        let notModified = NotificationsService.matches(request.headerFields[.ifNoneMatch], entry.etag)
+    func answer(path: Substring, request: HTTPRequestHead) -> FastResponse? {
+        guard let key = widgetPublicKey(in: path, suffix: "/feed"), let entry = feeds.cachedFeed(publicKey: String(key)) else { return nil }
+        let notModified = NotificationsService.matches(request.headers.first(name: "If-None-Match"), entry.etag)
         let prepared =
-            headers.withLock { $0[entry.etag] }
+            heads.withLock { $0[entry.etag] }
             ?? {
-                func complete(_ answer: FastAnswer) -> HTTPFields {
-                    var fields = answer.headers
-                    // What WidgetCORSMiddleware and SecurityHeadersMiddleware add on the router's way.
-                    for field in WidgetCORSMiddleware.headers { fields[field.name] = field.value }
-                    SecurityHeadersMiddleware.addDefaults(to: &fields)
-                    return fields
-                }
+                // What WidgetCORSMiddleware and SecurityHeadersMiddleware add on the router's way.
+                func head(_ answer: FastAnswer) -> HTTPResponseHead { FastResponse(answer, adding: WidgetCORSMiddleware.headers).head }
                 let made = (
-                    ok: complete(NotificationsService.feedAnswer(entry, ifNoneMatch: nil, maxAge: maxAge)),
-                    notModified: complete(NotificationsService.feedAnswer(entry, ifNoneMatch: "*", maxAge: maxAge))
+                    ok: head(NotificationsService.feedAnswer(entry, ifNoneMatch: nil, maxAge: maxAge)),
+                    notModified: head(NotificationsService.feedAnswer(entry, ifNoneMatch: "*", maxAge: maxAge))
                 )
-                headers.withLock { cache in
+                heads.withLock { cache in
                     if cache.count > 10_000 { cache.removeAll() }
                     cache[entry.etag] = made
                 }
                 return made
             }()
-        return notModified
-            ? FastAnswer(status: .notModified, headers: prepared.notModified, body: nil, hasSecurityHeaders: true)
-            : FastAnswer(status: .ok, headers: prepared.ok, body: entry.bytes, hasSecurityHeaders: true)
+        return notModified ? FastResponse(head: prepared.notModified, body: nil) : FastResponse(head: prepared.ok, body: entry.bytes)
     }
 }
 
@@ -91,28 +81,31 @@ final class BeaconsFastRoute: FastPostRoute {
     var maxBody: Int { NotificationsService.maxBeaconBody }
     /// What WidgetCORSMiddleware adds on the router's way, refusals included.
     var commonHeaders: HTTPFields { WidgetCORSMiddleware.headers }
-    private static let prefix = "/widget/v1/"
-    private static let suffix = "/beacons"
 
     init(notifications: NotificationsService) {
         self.notifications = notifications
     }
 
     func accepts(path: Substring) -> Bool {
-        Self.publicKey(path) != nil
+        widgetPublicKey(in: path, suffix: "/beacons") != nil
     }
 
-    func answer(path: Substring, request: HTTPRequest, body: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<FastAnswer>? {
-        guard let key = Self.publicKey(path), let site = notifications.feeds.cachedRoute(publicKey: String(key)) else { return nil }
+    func answer(path: Substring, request: HTTPRequestHead, body: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<FastResponse>? {
+        guard let key = widgetPublicKey(in: path, suffix: "/beacons"), let site = notifications.feeds.cachedRoute(publicKey: String(key)) else {
+            return nil
+        }
         let now = Date()
         guard let submission = try? notifications.readBeacons(body, site: site, now: now) else { return nil }
-        let answer = BeaconResponse(accepted: submission.events).answer
+        let answer = FastResponse(head: Self.acceptedHead, body: BeaconResponse(accepted: submission.events).body)
         if submission.beacons.isEmpty { return eventLoop.makeSucceededFuture(answer) }
         let day = site.clock.dayKey(atMillis: now.unixMilliseconds)
         guard let salt = notifications.hasher.cachedKeyedHash(day: day) else { return nil }
-        let visit = notifications.visit(of: submission, site: site, day: day, salt: salt, headers: request.headerFields)
+        let headers = request.headers
+        let visit = notifications.visit(
+            of: submission, site: site, day: day, salt: salt, userAgent: headers.first(name: "User-Agent"),
+            country: NotificationsService.countryCode(headers.first(name: notifications.options.countryHeader)))
         let writer = notifications.beacons
-        let promise = eventLoop.makePromise(of: FastAnswer.self)
+        let promise = eventLoop.makePromise(of: FastResponse.self)
         promise.completeWithTask {
             try await writer.write(visit, route: site)
             return answer
@@ -120,11 +113,16 @@ final class BeaconsFastRoute: FastPostRoute {
         return promise.futureResult
     }
 
-    private static func publicKey(_ path: Substring) -> Substring? {
-        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return nil }
-        let key = path.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
-        return key.utf8.contains(UInt8(ascii: "/")) ? nil : key
-    }
+    /// The head of every 202: the router's, with the widget paths' CORS headers.
+    private static let acceptedHead = FastResponse(BeaconResponse(accepted: 0).answer, adding: WidgetCORSMiddleware.headers).head
+}
+
+/// The public key in `/widget/v1/{publicKey}<suffix>`, or nil when `path` is not that route.
+func widgetPublicKey(in path: Substring, suffix: String) -> Substring? {
+    let prefix = "/widget/v1/"
+    guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return nil }
+    let key = path.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
+    return key.utf8.contains(UInt8(ascii: "/")) ? nil : key
 }
 
 /// The public widget paths may be called from any origin and embedded cross-origin; their errors carry the
@@ -250,11 +248,10 @@ struct BeaconResponse: ResponseGenerator, Sendable {
 
     /// The answer, for the router and ``BeaconsFastRoute`` alike.
     var answer: FastAnswer {
-        FastAnswer(
-            status: .accepted, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
-            body: ByteBuffer(string: "{\"accepted\":\(accepted)}")
-        )
+        FastAnswer(status: .accepted, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"], body: body)
     }
+
+    var body: ByteBuffer { ByteBuffer(string: "{\"accepted\":\(accepted)}") }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         let answer = answer
@@ -396,7 +393,10 @@ extension NotificationsService {
         if !submission.beacons.isEmpty {
             let day = site.clock.dayKey(atMillis: now.unixMilliseconds)
             let salt = try await hasher.keyedHash(day: day)
-            try await beacons.write(visit(of: submission, site: site, day: day, salt: salt, headers: request.headers), route: site)
+            let visit = visit(
+                of: submission, site: site, day: day, salt: salt, userAgent: request.headers[.userAgent],
+                country: Self.country(request, header: options.countryHeader))
+            try await beacons.write(visit, route: site)
         }
         return BeaconResponse(accepted: submission.events)
     }
@@ -483,13 +483,15 @@ extension NotificationsService {
 
     /// The visit a submission stores: the visitor's and session's ids hashed with the day's salt, the device and
     /// country from the request's headers.
-    func visit(of submission: BeaconSubmission, site: SiteRoute, day: Int, salt: HMAC<SHA256>, headers: HTTPFields) -> Visit {
+    func visit(
+        of submission: BeaconSubmission, site: SiteRoute, day: Int, salt: HMAC<SHA256>, userAgent: String?, country: String?
+    ) -> Visit {
         let batch = submission.request
-        let userAgent = UserAgentClass.classify(headers[.userAgent] ?? "")
+        let userAgent = UserAgentClass.classify(userAgent ?? "")
         return Visit(
             visitor: VisitorHasher.pseudonym(batch.visitorId, siteId: site.siteId, salt: salt),
             session: batch.sessionId.map { VisitorHasher.pseudonym("session:" + $0, siteId: site.siteId, salt: salt) },
-            day: day, device: userAgent.device, country: Self.country(headers, header: options.countryHeader),
+            day: day, device: userAgent.device, country: country,
             bot: userAgent.bot, referrer: batch.referrer.flatMap(Self.referrerHost),
             utmSource: Self.label(batch.utm?.source), utmMedium: Self.label(batch.utm?.medium), utmCampaign: Self.label(batch.utm?.campaign),
             beacons: submission.beacons
@@ -592,13 +594,14 @@ extension NotificationsService {
 
     /// The visitor's country from the configured header, when it is a two-letter code.
     static func country(_ request: Request, header: String) -> String? {
-        country(request.headers, header: header)
+        countryCode(HTTPField.Name(header).flatMap { request.headers[$0] })
     }
 
-    static func country(_ headers: HTTPFields, header: String) -> String? {
-        guard let name = HTTPField.Name(header), let value = headers[name]?.uppercased(), value.count == 2,
-            value.allSatisfy({ $0.isASCII && $0.isLetter }), value != "XX"
-        else { return nil }
+    /// A country header's value when it is a two-letter code (`XX`, Cloudflare's unknown, is none).
+    static func countryCode(_ header: String?) -> String? {
+        guard let value = header?.uppercased(), value.count == 2, value.allSatisfy({ $0.isASCII && $0.isLetter }), value != "XX" else {
+            return nil
+        }
         return value
     }
 }
