@@ -12,6 +12,10 @@ public protocol EventBus: Sendable {
     func didCommitEvents()
     /// The same, naming the event types committed, so that only the consumers of those types wake.
     func didCommitEvents(ofTypes types: Set<String>)
+    /// Publishes events that go with no other change to the store (beacon batches), the way that makes them durable
+    /// soonest, and returns once they are. The database bus appends them to the outbox in a transaction of their
+    /// own; a bus with a durable log of its own may write them there directly.
+    func publishDurably(_ events: [EventEnvelope]) async throws
     /// A long-running service that delivers events to `consumer` until shutdown.
     func consumerService(for consumer: any EventConsumer) -> any Service
     /// Deliveries that exhausted their retries, newest first.
@@ -184,6 +188,15 @@ public final class DatabaseEventBus: EventBus {
             groups.values.filter { $0.types.contains(EventTypes.all) || !$0.types.isDisjoint(with: types) }.map(\.signal)
         }
         for signal in signals { signal.signalAll() }
+    }
+
+    /// Appends the events to the outbox in a transaction of their own and wakes their groups.
+    public func publishDurably(_ events: [EventEnvelope]) async throws {
+        guard !events.isEmpty else { return }
+        try await database.transaction(.system) { tx in
+            for event in events { try await Outbox.append(event, in: tx) }
+        }
+        didCommitEvents(ofTypes: Set(events.map(\.type)))
     }
 
     public func consumerService(for consumer: any EventConsumer) -> any Service {

@@ -77,6 +77,21 @@ public final class RedisEventBus: EventBus {
         local.didCommitEvents()
     }
 
+    /// Events that change nothing else in the store (beacon batches) go straight to their stream: Redis's append-only
+    /// file makes them durable (docs/DEPLOYMENT.md: `appendfsync always`), and neither the database nor the relay is
+    /// in their way. When Redis cannot take them they go to the outbox instead, and the relay sends them on once it
+    /// is back, so an answer never waits for Redis to return and nothing is lost. An XADD whose reply was lost and
+    /// which the outbox then repeats reaches each group twice under one event id, and is applied once.
+    public func publishDurably(_ events: [EventEnvelope]) async throws {
+        do {
+            try await publish(events)
+        } catch {
+            // The relay's backlog (herald_bus_lag_events{group="bus.redis-relay"}) shows what waits there.
+            logger.warning("cannot add events to Redis; keeping them in the outbox for the relay", metadata: ["error": "\(error)"])
+            try await local.publishDurably(events)
+        }
+    }
+
     public func consumerService(for consumer: any EventConsumer) -> any Service {
         groups.withLock { $0[consumer.group] = consumer.eventTypes }
         return RedisConsumerRunner(bus: self, consumer: consumer)

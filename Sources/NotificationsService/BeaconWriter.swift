@@ -2,15 +2,15 @@ import Foundation
 import HeraldContracts
 import HeraldCore
 import HeraldEvents
-import HeraldStorage
 import Logging
 import Metrics
 
-/// Writes beacons with group commit: while one transaction is being committed, the pages that send beacons
-/// meanwhile queue up and share the next one, and each request is answered only after its batch is durable.
-/// An idle writer commits at once (no timer adds latency); under load a batch grows with the commit time, so
-/// throughput scales with the batch instead of one commit per request. Each commit appends one
-/// `widget.beacons_recorded` event per site, holding every visit of that site in the batch.
+/// Writes beacons with group commit: while one batch is being made durable, the pages that send beacons meanwhile
+/// queue up and share the next one, and each request is answered only after its batch is durable. An idle writer
+/// writes at once (no timer adds latency); under load a batch grows with the write time, so throughput scales with
+/// the batch instead of one write per request. Each batch is one `widget.beacons_recorded` event per site, holding
+/// every visit of that site in the batch, published with ``EventBus/publishDurably(_:)``: appended to the outbox in
+/// a transaction of its own on the database bus, added straight to its stream on Redis.
 ///
 /// Past `maxPending` waiting visits the writer refuses more with 503 and `Retry-After` instead of queueing
 /// without bound: an accepted beacon is never dropped, a refused one is the client's to resend.
@@ -21,7 +21,6 @@ actor BeaconWriter {
         var continuation: CheckedContinuation<Void, any Error>
     }
 
-    let database: any Database
     let bus: any EventBus
     let logger: Logger
     let maxBatch: Int
@@ -35,15 +34,14 @@ actor BeaconWriter {
     private let refused = Counter(label: "herald_beacon_events_total", dimensions: [("outcome", "refused")])
     private let failed = Counter(label: "herald_beacon_events_total", dimensions: [("outcome", "failed")])
 
-    init(database: any Database, bus: any EventBus, logger: Logger, maxBatch: Int = 2000, maxPending: Int = 20_000) {
-        self.database = database
+    init(bus: any EventBus, logger: Logger, maxBatch: Int = 2000, maxPending: Int = 20_000) {
         self.bus = bus
         self.logger = logger
         self.maxBatch = maxBatch
         self.maxPending = maxPending
     }
 
-    /// Returns once the visit is committed to the outbox.
+    /// Returns once the visit is durable.
     func write(_ visit: Visit, route: SiteRoute) async throws {
         guard pending.count < maxPending else {
             refused.increment(by: visit.beacons.count)
@@ -76,12 +74,10 @@ actor BeaconWriter {
                 return (envelope: envelope, batch: batch)
             }
             do {
-                try await database.transaction(.system) { tx in
-                    for event in events { try await Outbox.append(event.envelope, in: tx) }
-                }
-                // This process's consumers take the batches from memory instead of decoding them again.
+                // This process's consumers take the batches from memory instead of decoding them again (remembered
+                // first: a consumer may read the event as soon as it is published).
                 for event in events { RecentBeaconBatches.shared.remember(event.batch, eventId: event.envelope.id) }
-                bus.didCommitEvents(ofTypes: [BeaconBatch.eventType])
+                try await bus.publishDurably(events.map(\.envelope))
                 for item in batch { item.continuation.resume() }
                 let (people, robots) = batch.reduce(into: (0, 0)) { counts, item in
                     if item.visit.bot { counts.1 += item.visit.beacons.count } else { counts.0 += item.visit.beacons.count }

@@ -94,7 +94,7 @@ public struct NotificationsService: HeraldModule {
             refreshAfter: TimeInterval(options.feedRefreshSeconds), signals: signals
         )
         self.presence = PresenceTracker()
-        self.beacons = BeaconWriter(database: database, bus: bus, logger: logger)
+        self.beacons = BeaconWriter(bus: bus, logger: logger)
         self.hasher = VisitorHasher(database: database)
         self.widget = WidgetAsset.load()
         self.pushOptIn = WidgetAsset.load("push-optin")

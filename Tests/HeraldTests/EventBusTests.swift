@@ -243,6 +243,58 @@ struct EventBusTests {
         }
     }
 
+    /// Events with nothing else to commit (beacon batches) reach every group once, whichever way the bus makes them
+    /// durable: the outbox on the database bus, the stream itself on Redis, where one published twice (an XADD whose
+    /// reply was lost, then kept in the outbox) is applied once.
+    @Test(arguments: BusCase.available)
+    func durablyPublishedEventsReachEveryGroupOnce(_ busCase: BusCase) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
+        try await environment.withDatabase { database in
+            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
+            let harness = try BusHarness.make(busCase.kind, database: database)
+            let bus = harness.bus
+            let a = RecordingConsumer(group: "test.a")
+            let b = RecordingConsumer(group: "test.b")
+            let envelopes = try (0..<10).map { try EventEnvelope(Pinged(number: $0), organizationId: nil) }
+            try await run(
+                [a, b], harness: harness,
+                during: {
+                    for envelope in envelopes { try await bus.publishDurably([envelope]) }
+                    // The database bus never repeats one (the outbox holds each id once); Redis may.
+                    if busCase.kind == .redis { try await bus.publishDurably([envelopes[3]]) }
+                }
+            ) { a.numbers.count >= 10 && b.numbers.count >= 10 }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(a.numbers.sorted() == Array(0..<10))
+            #expect(b.numbers.sorted() == Array(0..<10))
+            let inOutbox: Int =
+                try await database.query(
+                    "SELECT COUNT(*) AS n FROM \(Table("bus", "events")) WHERE type = \(Pinged.eventType)"
+                ).first?.get("n") ?? -1
+            // Redis took them directly: nothing went through the outbox.
+            #expect(inOutbox == (busCase.kind == .redis ? 0 : 10))
+        }
+    }
+
+    /// While Redis cannot take them, durably published events are kept in the outbox (for the relay to send on once
+    /// Redis is back), and the caller still gets its answer.
+    @Test(arguments: TestStore.available)
+    func eventsRedisCannotTakeAreKeptInTheOutbox(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            let local = DatabaseEventBus(database: database, logger: testLogger)
+            // Nothing listens on port 1: every connection is refused at once.
+            let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:1/0"), logger: testLogger)
+            let bus = RedisEventBus(redis: client, local: local, logger: testLogger)
+            let envelope = try EventEnvelope(Pinged(number: 7), organizationId: nil)
+            try await bus.publishDurably([envelope])
+            let kept: [UUID] = try await database.query(
+                "SELECT id FROM \(Table("bus", "events")) WHERE type = \(Pinged.eventType)"
+            ).map { try $0.get("id") }
+            #expect(kept == [envelope.id])
+        }
+    }
+
     /// A shutdown in the middle of an event hands it back: the handler's transaction rolls back (nothing half
     /// applied), the event stays in the log (or pending on Redis), and the next consumer of the group applies it once.
     @Test(arguments: BusCase.available)

@@ -3,7 +3,8 @@
 #   - the widget feed through nginx running deploy/nginx/herald.conf, from its cache and past it, and Herald directly,
 #     against nginx serving the same bytes from a file (goal for Herald directly: 0.6);
 #   - beacon ingest with events on Redis Streams (HERALD_REDIS_URL) against redis-benchmark's pipelined XADD on the
-#     same Redis (goal: 0.5 of its rate, in events).
+#     same Redis (goal: 0.5 of its rate, in events). Beacon batches go straight to their stream (the outbox only
+#     while Redis cannot take them); Redis runs as deployed, with `appendfsync always`, for both measurements.
 # The gateway runs without TLS and without its per-address rate limits here (one client address would hit them).
 #
 #   scripts/bench/gateway.sh           # release build, 10 s per measurement
@@ -29,9 +30,12 @@ ensure_redis_installed
 BIN=$ROOT/.build/release/herald
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_redis "$WORK/redis"
+# Redis as deployed: each write in its append-only file, synced, before the reply (a beacon's 202 waits for that).
+# REDIS_PERSIST=0 runs it without persistence (the 202 then means "in Redis's memory").
+REDIS_PERSIST=${REDIS_PERSIST:-1} start_redis "$WORK/redis"
 HPORT=$(port)
-HERALD_BCRYPT_COST=10 HERALD_LOG_LEVEL=error HERALD_REDIS_URL="$REDIS_URL" HERALD_TRUSTED_PROXIES=127.0.0.1/32 \
+MPORT=$(port)
+HERALD_METRICS_PORT=$MPORT HERALD_BCRYPT_COST=10 HERALD_LOG_LEVEL=error HERALD_REDIS_URL="$REDIS_URL" HERALD_TRUSTED_PROXIES=127.0.0.1/32 \
   "$BIN" serve --port "$HPORT" --data-dir "$WORK/data" >"$WORK/herald.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$HPORT/readyz" >/dev/null && break; sleep 0.1; done
@@ -109,12 +113,19 @@ body = json.dumps({"visitorId": "bench-visitor-0001", "events": [{"type": "impre
 open(path, "w").write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "text/plain"\nwrk.body = [[{body}]]\n')
 PY
 BEACONS=$(rps -s "$WORK/beacons.lua" "http://127.0.0.1:$HPORT/widget/v1/$PK/beacons")
+# The consumers (Analytics, Billing) run in the same process and read the stream behind the ingest: how long they
+# take to apply what is left once the load stops.
+backlog() { curl -sf "http://127.0.0.1:$MPORT/metrics" | awk '/^herald_bus_lag_events\{group="(analytics.beacons|billing.impressions)"\}/ {s += $2} END {print s + 0}'; }
+LEFT=$(backlog)
+DRAIN_START=$(date +%s.%N)
+for _ in $(seq 1200); do [ "$(backlog)" = 0 ] && break; sleep 0.5; done
+DRAIN=$(python3 -c "import time; print(f'{time.time() - $DRAIN_START:.1f}')")
 XADD=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -a "$REDIS_PASSWORD" -n 1000000 -P 32 -c 16 -q \
   XADD bench:stream MAXLEN '~' 100000 '*' data "$(head -c 200 /dev/zero | tr '\0' x)" 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
 
-python3 - "$STATIC" "$CACHED" "$UNCACHED" "$DIRECT" "$BEACONS" "$XADD" <<'PY'
+python3 - "$STATIC" "$CACHED" "$UNCACHED" "$DIRECT" "$BEACONS" "$XADD" "$LEFT" "$DRAIN" <<'PY'
 import sys
-static, cached, uncached, direct, beacons, xadd = map(float, sys.argv[1:])
+static, cached, uncached, direct, beacons, xadd, left, drain = map(float, sys.argv[1:])
 print(f"{'path':58} {'req/s':>10} {'vs reference':>13}")
 print(f"{'nginx, the feed as a static file (reference)':58} {static:10.0f} {1:13.2f}")
 print(f"{'feed through the gateway, from its cache':58} {cached:10.0f} {cached/static:13.2f}")
@@ -122,4 +133,5 @@ print(f"{'feed through the gateway, past its cache':58} {uncached:10.0f} {uncach
 print(f"{'feed from Herald directly (goal 0.6)':58} {direct:10.0f} {direct/static:13.2f}")
 print(f"{'redis-benchmark XADD, pipelined (reference, entries/s)':58} {xadd:10.0f} {1:13.2f}")
 print(f"{'beacons on Redis Streams, 20 per request (events/s; goal 0.5)':58} {beacons*20:10.0f} {beacons*20/xadd:13.2f}")
+print(f"consumers' backlog when the load stopped: {left:.0f} stream entries (beacon batches), applied within {drain:.1f} s")
 PY

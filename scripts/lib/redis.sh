@@ -9,7 +9,8 @@
 #                                      # (rediss://…?ca=…&cert=…&key=…), REDIS_TLS_PORT, REDIS_TLS_PID, REDIS_TLS_DIR
 #   restart_redis                      # SIGKILL and start the first server again on the same port (no data kept)
 #   stop_redis
-# Servers listen only on 127.0.0.1, keep nothing on disk (no RDB, no AOF) and require a password.
+# Servers listen only on 127.0.0.1, keep nothing on disk (no RDB, no AOF; REDIS_PERSIST=1 for an append-only file
+# synced on every write, as deployed) and require a password.
 
 ensure_redis_installed() {
   command -v redis-server >/dev/null 2>&1 && return 0
@@ -32,7 +33,10 @@ _redis_wait() { # port, extra redis-cli args…
 }
 
 _redis_launch() {
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$REDIS_DIR" \
+  local persistence=(--appendonly no)
+  # REDIS_PERSIST=1: as deployed (docs/DEPLOYMENT.md), every write in the append-only file before its reply.
+  [ "${REDIS_PERSIST:-}" = 1 ] && persistence=(--appendonly yes --appendfsync always)
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' "${persistence[@]}" --dir "$REDIS_DIR" \
     --requirepass "$REDIS_PASSWORD" --logfile "$REDIS_DIR/redis.log" --daemonize no >/dev/null 2>&1 &
   REDIS_PID=$!
   export REDIS_PID
