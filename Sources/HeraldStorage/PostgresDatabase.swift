@@ -216,8 +216,7 @@ struct PostgresExecutor: SQLExecutor {
         }
     }
 
-    /// 2000-01-01T00:00:00Z in Unix microseconds: PostgreSQL's epoch for timestamps.
-    static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
+    static var postgresEpochMicroseconds: Int64 { SQL.postgresEpochMicroseconds }
 
     static func bind(_ value: SQLValue, into bindings: inout PostgresBindings) {
         switch value {
@@ -241,6 +240,9 @@ struct PostgresExecutor: SQLExecutor {
             buffer.writeInteger(UInt8(1))
             buffer.writeString(text)
             bindings.append(PostgresData(type: .jsonb, formatCode: .binary, value: buffer))
+        case .binaryArray(let elementType, let bytes):
+            let oid = SQL.arrayTypes[elementType]?.array ?? 0
+            bindings.append(PostgresData(type: PostgresDataType(oid), formatCode: .binary, value: ByteBuffer(bytes: bytes)))
         }
     }
 

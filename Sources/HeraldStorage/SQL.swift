@@ -19,6 +19,10 @@ public enum SQLValue: Sendable, Equatable {
     case date(Date)
     /// A JSON document: `jsonb` in PostgreSQL, `TEXT` in SQLite.
     case json(String)
+    /// A one-dimensional PostgreSQL array of `elementType` (`int8`, `float8`, `bool`, `uuid`, `text`, `timestamptz`)
+    /// in PostgreSQL's binary array format: the column arrays of a multi-row insert (``SQL/Fragment/rows(_:)``),
+    /// which PostgreSQL then reads without parsing text. Never bound for SQLite.
+    case binaryArray(elementType: String, bytes: [UInt8])
 }
 
 /// A table owned by one service. Rendered as `schema.name` in PostgreSQL (one schema per service)
@@ -172,64 +176,88 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         return (String(decoding: text, as: UTF8.self), binds)
     }
 
-    /// Each column's PostgreSQL array type and its values as an array literal, or nil when a column holds values
-    /// this rendering does not take (documents, bytes, or mixed kinds): such rows are rendered as `VALUES`.
-    static func arrayColumns(_ rows: [[SQLValue]]) -> [(type: String?, literal: String)]? {
+    /// Each column's PostgreSQL element type and its values as a binary array, or nil when a column holds values this
+    /// rendering does not take (documents, bytes, or mixed kinds): such rows are rendered as `VALUES`. A column of
+    /// NULLs only has no type.
+    static func arrayColumns(_ rows: [[SQLValue]]) -> [(type: String?, array: [UInt8])]? {
         guard let width = rows.first?.count, width > 0 else { return nil }
-        var columns: [(type: String?, literal: String)] = []
+        var columns: [(type: String?, array: [UInt8])] = []
         columns.reserveCapacity(width)
         for column in 0..<width {
             var type: String?
-            var literal: [UInt8] = [UInt8(ascii: "{")]
-            for (index, row) in rows.enumerated() {
-                if index > 0 { literal.append(UInt8(ascii: ",")) }
-                let value = row[column]
+            var hasNull = false
+            // The elements: each a 4-byte length (-1 for NULL) and its binary value.
+            var elements: [UInt8] = []
+            elements.reserveCapacity(rows.count * 12)
+            func append<T: FixedWidthInteger>(_ value: T) {
+                withUnsafeBytes(of: value.bigEndian) { elements.append(contentsOf: $0) }
+            }
+            for row in rows {
                 let kind: String
-                switch value {
+                switch row[column] {
                 case .null:
-                    literal.append(contentsOf: "NULL".utf8)
+                    hasNull = true
+                    append(Int32(-1))
                     continue
                 case .int(let number):
                     kind = "int8"
-                    literal.append(contentsOf: String(number).utf8)
+                    append(Int32(8))
+                    append(number)
                 case .double(let number):
-                    guard number.isFinite else { return nil }
                     kind = "float8"
-                    literal.append(contentsOf: "\(number)".utf8)
+                    append(Int32(8))
+                    append(number.bitPattern)
                 case .bool(let flag):
                     kind = "bool"
-                    literal.append(flag ? UInt8(ascii: "t") : UInt8(ascii: "f"))
+                    append(Int32(1))
+                    elements.append(flag ? 1 : 0)
                 case .uuid(let uuid):
                     kind = "uuid"
-                    literal.append(contentsOf: uuid.lowercased.utf8)
+                    append(Int32(16))
+                    withUnsafeBytes(of: uuid.uuid) { elements.append(contentsOf: $0) }
                 case .text(let string):
                     kind = "text"
-                    literal.append(UInt8(ascii: "\""))
-                    for byte in string.utf8 {
-                        if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
-                        literal.append(byte)
-                    }
-                    literal.append(UInt8(ascii: "\""))
+                    append(Int32(string.utf8.count))
+                    elements.append(contentsOf: string.utf8)
                 case .date(let date):
                     kind = "timestamptz"
-                    literal.append(UInt8(ascii: "\""))
-                    literal.append(contentsOf: Self.timestamp(microseconds: date.unixMicroseconds).utf8)
-                    literal.append(UInt8(ascii: "\""))
-                case .json, .bytes:
+                    append(Int32(8))
+                    append(date.unixMicroseconds - postgresEpochMicroseconds)
+                case .json, .bytes, .binaryArray:
                     return nil
                 }
                 if let type, type != kind { return nil }
                 type = kind
             }
-            literal.append(UInt8(ascii: "}"))
-            columns.append((type, String(decoding: literal, as: UTF8.self)))
+            guard let type, let oid = arrayTypes[type]?.element else {
+                columns.append((nil, []))
+                continue
+            }
+            // array_send's layout: dimensions, a has-nulls flag, the element type, each dimension's length and lower
+            // bound, then the elements.
+            var array: [UInt8] = []
+            array.reserveCapacity(20 + elements.count)
+            for word in [Int32(1), hasNull ? 1 : 0, Int32(bitPattern: oid), Int32(rows.count), 1] {
+                withUnsafeBytes(of: word.bigEndian) { array.append(contentsOf: $0) }
+            }
+            array.append(contentsOf: elements)
+            columns.append((type, array))
         }
         return columns
     }
 
+    /// The element and array type OIDs of the types ``arrayColumns(_:)`` makes.
+    static let arrayTypes: [String: (element: UInt32, array: UInt32)] = [
+        "int8": (20, 1016), "float8": (701, 1022), "bool": (16, 1000), "uuid": (2950, 2951), "text": (25, 1009),
+        "timestamptz": (1184, 1185),
+    ]
+
+    /// 2000-01-01T00:00:00Z in Unix microseconds: PostgreSQL's epoch for timestamps.
+    static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
+
     /// `SELECT u.c0, NULL, u.c2 … FROM unnest($1::uuid[], $3::text[] …) AS u(c0, c2 …)`: a column of NULLs only is
     /// a `NULL`, which takes the target column's type.
-    static func renderUnnest(_ columns: [(type: String?, literal: String)], rowCount: Int, text: inout [UInt8], binds: inout [SQLValue]) {
+    static func renderUnnest(_ columns: [(type: String?, array: [UInt8])], rowCount: Int, text: inout [UInt8], binds: inout [SQLValue]) {
         var select: [UInt8] = Array("SELECT ".utf8)
         var arrays: [UInt8] = Array(" FROM unnest(".utf8)
         var names: [UInt8] = Array(") AS u(".utf8)
@@ -247,10 +275,10 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
             typed += 1
             select.append(contentsOf: "u.c".utf8)
             appendDecimal(index, to: &select)
-            binds.append(.text(column.literal))
+            binds.append(.binaryArray(elementType: type, bytes: column.array))
             arrays.append(UInt8(ascii: "$"))
             appendDecimal(binds.count, to: &arrays)
-            arrays.append(contentsOf: "::text::".utf8)
+            arrays.append(contentsOf: "::".utf8)
             arrays.append(contentsOf: type.utf8)
             arrays.append(contentsOf: "[]".utf8)
             names.append(contentsOf: "c".utf8)
@@ -271,22 +299,6 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         text.append(contentsOf: arrays)
         text.append(contentsOf: names)
         text.append(UInt8(ascii: ")"))
-    }
-
-    /// A time as PostgreSQL reads it, to the microsecond, in UTC.
-    static func timestamp(microseconds: Int64) -> String {
-        let (seconds, fraction) = microseconds.quotientAndRemainder(dividingBy: 1_000_000)
-        let wholeSeconds = fraction < 0 ? seconds - 1 : seconds
-        let micros = fraction < 0 ? fraction + 1_000_000 : fraction
-        var time = time_t(wholeSeconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2)) "
-            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(Int(micros), 6))+00"
     }
 
     static func appendDecimal(_ number: Int, to text: inout [UInt8]) {

@@ -167,7 +167,7 @@ struct SQLiteExecutor: SQLExecutor {
         case .int(let value): .integer(Int(value))
         case .double(let value): .float(value)
         case .text(let value), .json(let value): .text(value)
-        case .bytes(let bytes): .blob(ByteBuffer(bytes: bytes))
+        case .bytes(let bytes), .binaryArray(_, let bytes): .blob(ByteBuffer(bytes: bytes))
         case .bool(let value): .integer(value ? 1 : 0)
         case .uuid(let uuid): .text(uuid.lowercased)
         case .date(let date): .integer(Int((date.clampedToStorableRange.timeIntervalSince1970 * 1_000_000).rounded()))

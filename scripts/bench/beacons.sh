@@ -7,6 +7,8 @@
 #   scripts/bench/beacons.sh                 # release build, 10 s per run, both stores
 #   STORES=sqlite DURATION=30s scripts/bench/beacons.sh
 #   VARIANTS="all no-billing" scripts/bench/beacons.sh   # also without Billing: what usage metering costs
+# Besides flat-out runs (as many requests as Herald answers), a paced run sends batches of 20 at PACE events/s
+# (default 50000, the ingest target; PACE=0 skips it): whether the consumers keep up at that rate, not only after.
 # Results are recorded in docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,6 +18,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 STORES=${STORES:-"sqlite postgres"}
 # `all` runs every service; `no-billing` leaves Billing (and its impression meter) out, to price metering.
 VARIANTS=${VARIANTS:-all}
+PACE=${PACE:-50000}
+PACED_CONNECTIONS=${PACED_CONNECTIONS:-256}
 WORK=$(mktemp -d /tmp/herald-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
@@ -53,10 +57,11 @@ nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 
 # --- wrk scripts: 1,000 visitors cycling, 20 events or 1 event per request ----------------------------------
-write_lua() { # $1 file, $2 events per request, $3 notification, $4 variant A, $5 variant B
+write_lua() { # $1 file, $2 events per request, $3 notification, $4 variant A, $5 variant B[, $6 pause per request, ms]
   python3 - "$@" <<'PY'
 import json, sys, random, time
 path, per, nid, va, vb = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+pause = float(sys.argv[6]) if len(sys.argv) > 6 else 0
 now = int(time.time() * 1000)
 mix = ["pageview"] + ["impression"] * 10 + ["hover"] * 4 + ["click"] * 3 + ["close", "conversion"]
 bodies = []
@@ -77,6 +82,7 @@ lua = ["bodies = {"] + ["  [[" + b + "]]," for b in bodies] + ["}", "counter = 0
        'wrk.headers["Content-Type"] = "text/plain"',
        'wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"',
        "request = function()", "  counter = counter + 1", "  return wrk.format(nil, nil, nil, bodies[(counter % #bodies) + 1])", "end",
+       *([f"delay = function() return {pause:.3f} end"] if pause > 0 else []),
        "done = function(summary, latency, requests)",
        '  io.write(string.format("ERRORS %d %d\\n", summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))',
        "end"]
@@ -155,14 +161,26 @@ PY
 )"
   write_lua "$WORK/batch.lua" 20 "$NID" "$VA" "$VB"
   write_lua "$WORK/single.lua" 1 "$NID" "$VA" "$VB"
+  local modes="batch single"
+  if [ "$PACE" != 0 ]; then
+    # wrk has no rate option: each of PACED_CONNECTIONS connections waits `pause` ms after each answer. A 3 s run
+    # measures how long answers take at about that rate, and the pause is set so that answer plus pause make PACE.
+    local pause; pause=$(python3 -c "print($PACED_CONNECTIONS * 20 * 1000 / $PACE)")
+    write_lua "$WORK/paced.lua" 20 "$NID" "$VA" "$VB" "$pause"
+    local probe; probe=$(wrk -t2 -c"$PACED_CONNECTIONS" -d3s -s "$WORK/paced.lua" "http://127.0.0.1:$hport/widget/v1/$PK/beacons" | awk '/Requests\/sec/{print $2}')
+    pause=$(python3 -c "c, p, r, target = $PACED_CONNECTIONS, $pause, $probe, $PACE / 20; answer = max(c * 1000 / r - p, 0); print(max(c * 1000 / target - answer, 0))")
+    write_lua "$WORK/paced.lua" 20 "$NID" "$VA" "$VB" "$pause"
+    modes="batch paced single"
+  fi
   local url_beacons="http://127.0.0.1:$hport/widget/v1/$PK/beacons"
-  for mode in batch single; do
+  for mode in $modes; do
     local per=20; [ $mode = single ] && per=1
     local before; before=$(rawcount $store "$dbref" "$ORG")
     : >"$WORK/lag-$store-$mode"
     ( while sleep 2; do lag $store "$dbref" >>"$WORK/lag-$store-$mode" 2>/dev/null || true; done ) &
     local sampler=$!
-    local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/$mode.lua" "$url_beacons")
+    local connections=$CONNECTIONS; [ $mode = paced ] && connections=$PACED_CONNECTIONS
+    local out; out=$(wrk -t2 -c"$connections" -d"$DURATION" -s "$WORK/$mode.lua" "$url_beacons")
     kill $sampler 2>/dev/null || true
     local rps; rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
     local errors; errors=$(awk '/^ERRORS/{print $2 + $3}' <<<"$out")
@@ -186,10 +204,10 @@ echo "beacons: $CONNECTIONS connections, $DURATION per run, 2 wrk threads, 2 cor
 python3 - "$REF" "${RESULTS[@]}" <<'PY'
 import sys
 ref = float(sys.argv[1])
-print(f"{'store':20} {'events/request':>14} {'req/s':>9} {'events/s':>10} {'vs nginx req/s':>15} {'errors':>7} {'non-2xx':>8} {'drain s':>8} {'raw rows':>9}  lag samples (events)")
-print(f"{'nginx 202':20} {20:>14} {ref:>9.0f} {'-':>10} {1:>15.2f}")
+print(f"{'store':20} {'mode':6} {'events/request':>14} {'req/s':>9} {'events/s':>10} {'vs nginx req/s':>15} {'errors':>7} {'non-2xx':>8} {'drain s':>8} {'raw rows':>9}  lag samples (events)")
+print(f"{'nginx 202':20} {'':6} {20:>14} {ref:>9.0f} {'-':>10} {1:>15.2f}")
 for line in sys.argv[2:]:
     store, mode, per, rps, errors, non2xx, drain, rows, lags = line.split(" ", 8)
     rps = float(rps); per = int(per)
-    print(f"{store:20} {per:>14} {rps:>9.0f} {rps*per:>10.0f} {rps/ref:>15.2f} {errors:>7} {non2xx:>8} {drain:>8} {rows:>9}  {lags.rstrip(',')}")
+    print(f"{store:20} {mode:6} {per:>14} {rps:>9.0f} {rps*per:>10.0f} {rps/ref:>15.2f} {errors:>7} {non2xx:>8} {drain:>8} {rows:>9}  {lags.rstrip(',')}")
 PY
