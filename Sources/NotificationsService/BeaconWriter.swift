@@ -4,6 +4,7 @@ import HeraldCore
 import HeraldEvents
 import Logging
 import Metrics
+import Synchronization
 
 /// Writes beacons with group commit: while one batch is being made durable, the pages that send beacons meanwhile
 /// queue up and share the next one, and each request is answered only after its batch is durable. An idle writer
@@ -14,19 +15,23 @@ import Metrics
 ///
 /// Past `maxPending` waiting visits the writer refuses more with 503 and `Retry-After` instead of queueing
 /// without bound: an accepted beacon is never dropped, a refused one is the client's to resend.
-actor BeaconWriter {
+///
+/// Not an actor: the fast path hands a visit over from the event loop with a completion and no task of its own (a
+/// task per beacon request was a visible share of its CPU); one task per batch does the writing.
+final class BeaconWriter: Sendable {
     struct Pending {
         var route: SiteRoute
         var visit: Visit
-        var continuation: CheckedContinuation<Void, any Error>
+        /// Called once with the batch's outcome, from the writing task.
+        var complete: @Sendable (Result<Void, any Error>) -> Void
     }
 
     let bus: any EventBus
     let logger: Logger
     let maxBatch: Int
     let maxPending: Int
-    private var pending: [Pending] = []
-    private var flushing = false
+    /// The visits waiting for the next batch, and whether a task is writing batches.
+    private let state = Mutex<(pending: [Pending], flushing: Bool)>(([], false))
     /// `herald_beacon_events_total` by outcome: accepted and bot (both durable; bots are kept out of the reports),
     /// refused (503 under overload) and failed (the store did not answer): the client resends those.
     private let accepted = Counter(label: "herald_beacon_events_total", dimensions: [("outcome", "accepted")])
@@ -43,24 +48,47 @@ actor BeaconWriter {
 
     /// Returns once the visit is durable.
     func write(_ visit: Visit, route: SiteRoute) async throws {
-        guard pending.count < maxPending else {
-            refused.increment(by: visit.beacons.count)
-            throw HeraldError.overloaded
-        }
         try await withCheckedThrowingContinuation { continuation in
-            pending.append(Pending(route: route, visit: visit, continuation: continuation))
-            if !flushing {
-                flushing = true
-                Task { await self.flush() }
-            }
+            write(visit, route: route) { continuation.resume(with: $0) }
         }
     }
 
-    /// Commits batches until nothing is waiting; visits that arrive during a commit join the next batch.
+    /// Queues the visit for the next batch; `complete` gets the outcome once the batch is durable (or refused).
+    func write(_ visit: Visit, route: SiteRoute, complete: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let start: Bool? = state.withLock { state in
+            guard state.pending.count < maxPending else { return nil }
+            state.pending.append(Pending(route: route, visit: visit, complete: complete))
+            guard !state.flushing else { return false }
+            state.flushing = true
+            return true
+        }
+        switch start {
+        case nil:
+            refused.increment(by: visit.beacons.count)
+            complete(.failure(HeraldError.overloaded))
+        case true?:
+            Task { await self.flush() }
+        case false?:
+            break
+        }
+    }
+
+    /// The next batch, or nil (and no longer flushing) when nothing is waiting.
+    private func nextBatch() -> [Pending]? {
+        state.withLock { state in
+            guard !state.pending.isEmpty else {
+                state.flushing = false
+                return nil
+            }
+            let batch = Array(state.pending.prefix(maxBatch))
+            state.pending.removeFirst(batch.count)
+            return batch
+        }
+    }
+
+    /// Writes batches until nothing is waiting; visits that arrive during a write join the next batch.
     private func flush() async {
-        while !pending.isEmpty {
-            let batch = Array(pending.prefix(maxBatch))
-            pending.removeFirst(batch.count)
+        while let batch = nextBatch() {
             let now = Date().unixMilliseconds
             var bySite: [UUID: (route: SiteRoute, visits: [Visit])] = [:]
             for item in batch { bySite[item.route.siteId, default: (item.route, [])].visits.append(item.visit) }
@@ -78,7 +106,7 @@ actor BeaconWriter {
                 // first: a consumer may read the event as soon as it is published).
                 for event in events { RecentBeaconBatches.shared.remember(event.batch, eventId: event.envelope.id) }
                 try await bus.publishDurably(events.map(\.envelope))
-                for item in batch { item.continuation.resume() }
+                for item in batch { item.complete(.success(())) }
                 let (people, robots) = batch.reduce(into: (0, 0)) { counts, item in
                     if item.visit.bot { counts.1 += item.visit.beacons.count } else { counts.0 += item.visit.beacons.count }
                 }
@@ -87,10 +115,9 @@ actor BeaconWriter {
             } catch {
                 failed.increment(by: batch.reduce(0) { $0 + $1.visit.beacons.count })
                 logger.error("could not store beacons", metadata: ["error": "\(error)", "visits": "\(batch.count)"])
-                for item in batch { item.continuation.resume(throwing: HeraldError.storeUnavailable) }
+                for item in batch { item.complete(.failure(HeraldError.storeUnavailable)) }
             }
         }
-        flushing = false
     }
 }
 

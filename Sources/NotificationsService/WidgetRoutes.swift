@@ -51,7 +51,7 @@ final class FeedFastRoute: FastRoute {
 
     func answer(path: Substring, request: HTTPRequestHead) -> FastResponse? {
         guard let key = widgetPublicKey(in: path, suffix: "/feed"), let entry = feeds.cachedFeed(publicKey: String(key)) else { return nil }
-        let notModified = NotificationsService.matches(request.headers.first(name: "If-None-Match"), entry.etag)
+        let notModified = NotificationsService.matches(FastPathHandler.field(request.headers, "If-None-Match"), entry.etag)
         let prepared =
             heads.withLock { $0[entry.etag] }
             ?? {
@@ -102,14 +102,11 @@ final class BeaconsFastRoute: FastPostRoute {
         guard let salt = notifications.hasher.cachedKeyedHash(day: day) else { return nil }
         let headers = request.headers
         let visit = notifications.visit(
-            of: submission, site: site, day: day, salt: salt, userAgent: headers.first(name: "User-Agent"),
-            country: NotificationsService.countryCode(headers.first(name: notifications.options.countryHeader)))
+            of: submission, site: site, day: day, salt: salt, userAgent: FastPathHandler.field(headers, "User-Agent"),
+            country: NotificationsService.countryCode(FastPathHandler.field(headers, notifications.options.countryHeader)))
         let writer = notifications.beacons
         let promise = eventLoop.makePromise(of: FastResponse.self)
-        promise.completeWithTask {
-            try await writer.write(visit, route: site)
-            return answer
-        }
+        writer.write(visit, route: site) { result in promise.completeWith(result.map { answer }) }
         return promise.futureResult
     }
 
