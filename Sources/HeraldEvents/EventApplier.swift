@@ -86,7 +86,9 @@ public struct EventApplier: Sendable {
                 )
                 for row in rows { fresh.insert(try row.get("event_id")) }
             }
-            let unapplied = events.filter { fresh.contains($0.id) }
+            // Each id once, even if a bus handed the same event over twice in one batch.
+            var taken = Set<UUID>()
+            let unapplied = events.filter { fresh.contains($0.id) && taken.insert($0.id).inserted }
             if !unapplied.isEmpty { try await consumer.handle(batch: unapplied, prepared: prepared, in: tx) }
             try await tx.setTenant(.system)
             try await alsoInTransaction(tx)

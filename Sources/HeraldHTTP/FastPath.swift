@@ -133,6 +133,7 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     private enum Deferred {
         case read(NIOAny)
         case event(Any)
+        case error(any Error)
     }
 
     public init(routes: [any FastRoute], options: FastPathOptions) {
@@ -192,6 +193,16 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// A parse error in what followed the POST would have the router answer 400 and close the connection before the
+    /// POST's answer: it waits its turn too.
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if working {
+            waiting.append(.error(error))
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data), forwarded > 0 { forwarded -= 1 }
         context.write(data, promise: promise)
@@ -209,7 +220,7 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// `Connection: close` (or an upgrade) is the router's to honour; `keep-alive`, which browsers send, is ours.
     private static func plainPath(_ head: HTTPRequestHead) -> Substring? {
         guard head.version == .http1_1 else { return nil }
-        if let connection = head.headers.first(name: "Connection"), connection.lowercased() != "keep-alive" { return nil }
+        if let connection = Self.field(head.headers, "Connection"), connection.lowercased() != "keep-alive" { return nil }
         let uri = head.uri
         return uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...]
     }
@@ -282,6 +293,8 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
                 drained = true
             case .event(let event):
                 context.fireUserInboundEventTriggered(event)
+            case .error(let error):
+                context.fireErrorCaught(error)
             }
         }
         // What went on to the router outside a socket read reaches it only with a read-complete event.
@@ -294,7 +307,14 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     /// The client's well-formed `X-Request-Id`, or a new one.
     private static func requestId(_ request: HTTPRequestHead) -> String {
-        request.headers.first(name: "X-Request-Id").flatMap { RequestIdMiddleware.isWellFormed($0) ? $0 : nil } ?? newRequestId()
+        field(request.headers, "X-Request-Id").flatMap { RequestIdMiddleware.isWellFormed($0) ? $0 : nil } ?? newRequestId()
+    }
+
+    /// A header's value as the router reads it: repeated fields joined with ", " (swift-http-types' subscript), so
+    /// a second `X-Forwarded-For` line or a repeated country header means the same on both paths.
+    public static func field(_ headers: HTTPHeaders, _ name: String) -> String? {
+        let values = headers[name]
+        return values.count <= 1 ? values.first : values.joined(separator: ", ")
     }
 
     private func respond(
@@ -324,7 +344,7 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
                 logger, method: request.method.rawValue, path: String(uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...]),
                 status: Int(head.status.code), since: start,
                 client: ClientAddress.resolve(
-                    peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers.first(name: "X-Forwarded-For"),
+                    peer: context.remoteAddress?.ipAddress, forwardedFor: Self.field(request.headers, "X-Forwarded-For"),
                     trusted: options.trustedProxies))
         }
     }

@@ -122,9 +122,17 @@ struct RedisConsumerRunner: Service {
     func process(_ messages: [Message], logger: Logger) async throws {
         var done: [Message] = []
         var wanted: [(Message, EventEnvelope)] = []
+        var ids = Set<UUID>()
         for message in messages {
             guard let event = message.event else {
                 try await deadLetter(message, attempts: 1, error: "the stream entry is not an event envelope", logger: logger)
+                continue
+            }
+            // One event in two entries (a beacon batch whose XADD reply was lost, then relayed from the outbox) is
+            // applied with the first and acknowledged with it: a batch consumer prepares its work from every event
+            // handed over, before the processed markers are checked.
+            guard ids.insert(event.id).inserted else {
+                done.append(message)
                 continue
             }
             if consumer.eventTypes.contains(event.type) || consumer.eventTypes.contains(EventTypes.all) {

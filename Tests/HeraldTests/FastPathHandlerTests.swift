@@ -53,7 +53,9 @@ import Testing
     final class EventRecorder: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         var count = 0
+        var errors = 0
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) { count += 1 }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { errors += 1 }
     }
 
     func channel(_ post: PostRoute = PostRoute()) throws -> EmbeddedChannel {
@@ -182,6 +184,37 @@ import Testing
         gate.succeed()
         #expect(try responses(channel).count == 1)
         #expect(events.count == 1)
+    }
+
+    /// A parse error in what followed a POST reaches the router (which answers 400 and closes) only after the POST's
+    /// answer, so its beacons are not stored behind a 400.
+    @Test func anErrorAfterAPostWaitsForItsAnswer() throws {
+        let post = PostRoute()
+        let channel = try channel(post)
+        let events = EventRecorder()
+        try channel.pipeline.syncOperations.addHandler(events)
+        let gate = channel.eventLoop.makePromise(of: Void.self)
+        post.gate.withLock { $0 = gate }
+        try send(channel, .POST, "/post/ok", body: "first")
+        channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
+        #expect(events.errors == 0)
+        gate.succeed()
+        #expect(try responses(channel).map(\.1) == ["first"])
+        #expect(events.errors == 1)
+    }
+
+    /// Repeated header lines mean what they mean to the router (joined with ", "): two request ids are not one
+    /// well-formed id.
+    @Test func repeatedHeadersAreReadAsTheRouterReadsThem() throws {
+        let channel = try channel()
+        let id = String(repeating: "a", count: 32)
+        try channel.writeInbound(
+            HTTPServerRequestPart.head(
+                HTTPRequestHead(version: .http1_1, method: .GET, uri: "/fast", headers: HTTPHeaders([("X-Request-Id", id), ("X-Request-Id", id)]))))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        let (response, _) = try #require(try responses(channel).first)
+        #expect(response.headers.first(name: "X-Request-Id") != id)
+        #expect(FastPathHandler.field(["X-Forwarded-For": "1.2.3.4", "x-forwarded-for": "10.0.0.1"], "X-Forwarded-For") == "1.2.3.4, 10.0.0.1")
     }
 
     @Test func aLongerBodyThanTheRouteReadsGoesToTheRouter() throws {

@@ -115,7 +115,8 @@ PY
 BEACONS=$(rps -s "$WORK/beacons.lua" "http://127.0.0.1:$HPORT/widget/v1/$PK/beacons")
 # The consumers (Analytics, Billing) run in the same process and read the stream behind the ingest: how long they
 # take to apply what is left once the load stops.
-backlog() { curl -sf "http://127.0.0.1:$MPORT/metrics" | awk '/^herald_bus_lag_events\{group="(analytics.beacons|billing.impressions)"\}/ {s += $2} END {print s + 0}'; }
+# Entries not yet read and entries read but not yet acknowledged (herald_bus_retrying_events counts those on Redis).
+backlog() { curl -sf "http://127.0.0.1:$MPORT/metrics" | awk '/^herald_bus_(lag|retrying)_events\{group="(analytics.beacons|billing.impressions)"\}/ {s += $2} END {print s + 0}'; }
 LEFT=$(backlog)
 DRAIN_START=$(date +%s.%N)
 for _ in $(seq 1200); do [ "$(backlog)" = 0 ] && break; sleep 0.5; done

@@ -7,7 +7,8 @@
 #   start_redis_tls "$WORK/redis-tls"  # a second server on TLS only, with mutual TLS: makes a CA, a server
 #                                      # certificate and a client certificate with openssl; exports REDIS_TLS_URL
 #                                      # (rediss://…?ca=…&cert=…&key=…), REDIS_TLS_PORT, REDIS_TLS_PID, REDIS_TLS_DIR
-#   restart_redis                      # SIGKILL and start the first server again on the same port (no data kept)
+#   restart_redis                      # SIGKILL and start the first server again on the same port (no data kept
+#                                      # unless it was started with REDIS_PERSIST=1)
 #   stop_redis
 # Servers listen only on 127.0.0.1, keep nothing on disk (no RDB, no AOF; REDIS_PERSIST=1 for an append-only file
 # synced on every write, as deployed) and require a password.
@@ -34,8 +35,9 @@ _redis_wait() { # port, extra redis-cli args…
 
 _redis_launch() {
   local persistence=(--appendonly no)
-  # REDIS_PERSIST=1: as deployed (docs/DEPLOYMENT.md), every write in the append-only file before its reply.
-  [ "${REDIS_PERSIST:-}" = 1 ] && persistence=(--appendonly yes --appendfsync always)
+  # REDIS_PERSIST=1 (when the server was first started): as deployed (docs/DEPLOYMENT.md), every write in the
+  # append-only file before its reply; restart_redis keeps the choice, and the file.
+  [ "${REDIS_PERSISTS:-}" = 1 ] && persistence=(--appendonly yes --appendfsync always)
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' "${persistence[@]}" --dir "$REDIS_DIR" \
     --requirepass "$REDIS_PASSWORD" --logfile "$REDIS_DIR/redis.log" --daemonize no >/dev/null 2>&1 &
   REDIS_PID=$!
@@ -48,7 +50,8 @@ start_redis() { # workdir
   mkdir -p "$REDIS_DIR"
   REDIS_PORT=$(_redis_free_port)
   REDIS_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-  export REDIS_DIR REDIS_PORT REDIS_PASSWORD
+  REDIS_PERSISTS=${REDIS_PERSIST:-}
+  export REDIS_DIR REDIS_PORT REDIS_PASSWORD REDIS_PERSISTS
   _redis_launch
   export REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0"
 }
