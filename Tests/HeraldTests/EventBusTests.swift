@@ -214,10 +214,7 @@ struct EventBusTests {
 
     @Test(arguments: BusCase.available)
     func everyGroupGetsEveryEventOnce(_ busCase: BusCase) async throws {
-        let environment = try await TestEnvironment.make(busCase.store)
-        try await environment.withDatabase { database in
-            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let harness = try BusHarness.make(busCase.kind, database: database)
+        try await withHarness(busCase) { harness, database in
             let bus = harness.bus
             let a = RecordingConsumer(group: "test.a")
             let b = RecordingConsumer(group: "test.b")
@@ -255,10 +252,7 @@ struct EventBusTests {
     /// reply was lost, then kept in the outbox) is applied once.
     @Test(arguments: BusCase.available)
     func durablyPublishedEventsReachEveryGroupOnce(_ busCase: BusCase) async throws {
-        let environment = try await TestEnvironment.make(busCase.store)
-        try await environment.withDatabase { database in
-            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let harness = try BusHarness.make(busCase.kind, database: database)
+        try await withHarness(busCase) { harness, database in
             let bus = harness.bus
             let a = RecordingConsumer(group: "test.a")
             let b = RecordingConsumer(group: "test.b")
@@ -311,10 +305,7 @@ struct EventBusTests {
     /// applied), the event stays in the log (or pending on Redis), and the next consumer of the group applies it once.
     @Test(arguments: BusCase.available)
     func aShutdownHandsBackTheEventInHand(_ busCase: BusCase) async throws {
-        let environment = try await TestEnvironment.make(busCase.store)
-        try await environment.withDatabase { database in
-            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let harness = try BusHarness.make(busCase.kind, database: database)
+        try await withHarness(busCase) { harness, database in
             let slow = SlowConsumer()
             let group = ServiceGroup(
                 // Shut down in reverse order: the consumer first, as in Herald's own service group.
@@ -343,10 +334,7 @@ struct EventBusTests {
     /// The publisher's W3C traceparent travels in the envelope on both buses, so the consumer's span joins its trace.
     @Test(arguments: BusCase.available)
     func theTraceContextTravelsWithTheEvent(_ busCase: BusCase) async throws {
-        let environment = try await TestEnvironment.make(busCase.store)
-        try await environment.withDatabase { database in
-            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let harness = try BusHarness.make(busCase.kind, database: database)
+        try await withHarness(busCase) { harness, database in
             let consumer = TraceRecordingConsumer()
             let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
             try await database.transaction(.system) { tx in
@@ -365,10 +353,7 @@ struct EventBusTests {
 
     @Test(arguments: BusCase.available)
     func redeliveryIsAppliedOnce(_ busCase: BusCase) async throws {
-        let environment = try await TestEnvironment.make(busCase.store)
-        try await environment.withDatabase { database in
-            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
-            let harness = try BusHarness.make(busCase.kind, database: database)
+        try await withHarness(busCase) { harness, database in
             let consumer = RecordingConsumer(group: "test.once")
             try await publish(0..<5, bus: harness.bus, database: database)
             try await run([consumer], harness: harness) { consumer.numbers.count >= 5 }
@@ -512,6 +497,15 @@ struct EventBusTests {
         let batches = consumer.batches.withLock { $0 }
         #expect(batches.reduce(0, +) == 10)
         #expect(batches.count <= 3, "ten commits 30 ms apart were applied in \(batches)")
+    }
+
+    /// A bus of `busCase` over a migrated test table, for `body`.
+    func withHarness(_ busCase: BusCase, _ body: @Sendable (BusHarness, any Database) async throws -> Void) async throws {
+        let environment = try await TestEnvironment.make(busCase.store)
+        try await environment.withDatabase { database in
+            try await Migrator(database: database, logger: testLogger).migrate([Self.testTable])
+            try await body(try BusHarness.make(busCase.kind, database: database), database)
+        }
     }
 
     /// Runs `consumer` on a database bus over a migrated test table of `store` while `body` runs.

@@ -58,6 +58,18 @@ import Testing
         func errorCaught(context: ChannelHandlerContext, error: any Error) { errors += 1 }
     }
 
+    /// A channel whose POST ("first") is being worked on until `gate` succeeds, and what reaches the router's side.
+    func postInHand() throws -> (EmbeddedChannel, EventRecorder, EventLoopPromise<Void>) {
+        let post = PostRoute()
+        let channel = try channel(post)
+        let events = EventRecorder()
+        try channel.pipeline.syncOperations.addHandler(events)
+        let gate = channel.eventLoop.makePromise(of: Void.self)
+        post.gate.withLock { $0 = gate }
+        try send(channel, .POST, "/post/ok", body: "first")
+        return (channel, events, gate)
+    }
+
     func channel(_ post: PostRoute = PostRoute()) throws -> EmbeddedChannel {
         let handler = FastPathHandler(
             routes: [GetRoute(), post], options: FastPathOptions(recordsMetrics: false, trustedProxies: [], logger: Logger(label: "test")))
@@ -172,13 +184,7 @@ import Testing
 
     /// A graceful shutdown's quiesce event waits for the POST being worked on, so the connection closes after its answer.
     @Test func aQuiesceEventWaitsForThePostInHand() throws {
-        let post = PostRoute()
-        let channel = try channel(post)
-        let events = EventRecorder()
-        try channel.pipeline.syncOperations.addHandler(events)
-        let gate = channel.eventLoop.makePromise(of: Void.self)
-        post.gate.withLock { $0 = gate }
-        try send(channel, .POST, "/post/ok", body: "first")
+        let (channel, events, gate) = try postInHand()
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(events.count == 0)
         gate.succeed()
@@ -189,13 +195,7 @@ import Testing
     /// A parse error in what followed a POST reaches the router (which answers 400 and closes) only after the POST's
     /// answer, so its beacons are not stored behind a 400.
     @Test func anErrorAfterAPostWaitsForItsAnswer() throws {
-        let post = PostRoute()
-        let channel = try channel(post)
-        let events = EventRecorder()
-        try channel.pipeline.syncOperations.addHandler(events)
-        let gate = channel.eventLoop.makePromise(of: Void.self)
-        post.gate.withLock { $0 = gate }
-        try send(channel, .POST, "/post/ok", body: "first")
+        let (channel, events, gate) = try postInHand()
         channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
         #expect(events.errors == 0)
         gate.succeed()
