@@ -379,6 +379,14 @@ enum JSONText {
 }
 
 extension SQL {
+    /// Rows as a derived table's body, to put in parentheses with a column list: `FROM (\(SQL.rows(rows))) AS
+    /// v(c0, c1 …)`. PostgreSQL only: SQLite names no columns of a derived table. Keep to a few thousand values.
+    public static func rows(_ rows: [[SQLValue]]) -> SQL {
+        var sql = SQL(stringLiteral: "")
+        sql.fragments = [.rows(rows)]
+        return sql
+    }
+
     /// `INSERT INTO table (columns) VALUES (…), (…) suffix`, split into as many statements as the stores' parameter
     /// limits need. For batch writers: one statement per few thousand rows instead of one per row.
     public static func insert(

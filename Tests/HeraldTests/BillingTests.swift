@@ -189,7 +189,9 @@ struct BillingAPITests {
 
             // 12 of 10: 100 % and 120 %, and the feed pauses without an error.
             try await sendImpressions(client, fixture, notification: notification, count: 4, visitor: "visitor-b")
-            try await eventually("the feed to pause at the hard limit") {
+            // Four consumers in a row (metering, the account, Notifications, the feed cache): on a loaded test run
+            // that chain once took longer than the default 10 s.
+            try await eventually(timeout: .seconds(30), "the feed to pause at the hard limit") {
                 let feed = try await client.call(.get, "/widget/v1/\(fixture.publicKey)/feed")
                 return feed.status == .ok && feed.json["paused"] as? String == "quota" && (feed.json["notifications"] as? [Any])?.isEmpty == true
             }

@@ -13,6 +13,7 @@ struct IngestStore: Sendable {
         _ candidates: [StepKey: Int64], organizationId: UUID, in tx: any SQLExecutor
     ) async throws -> (fresh: Set<StepKey>, changes: [SiteDay: Int]) {
         guard !candidates.isEmpty else { return ([], [:]) }
+        if tx.dialect == .postgres { return try await upsertStepsOnPostgres(candidates, organizationId: organizationId, in: tx) }
         let token = Int64.random(in: 1...Int64.max)
         let rows: [[SQLValue]] = candidates.map { key, at in
             [.uuid(key.siteId), .uuid(organizationId), .int(Int64(key.day)), .text(key.visitor), .text(key.step), .int(at), .int(token)]
@@ -36,6 +37,46 @@ struct IngestStore: Sendable {
                     fresh.insert(StepKey(siteId: siteId, day: day, visitor: try row.get("visitor"), step: try row.get("step")))
                 }
             }
+        }
+        return (fresh, changes)
+    }
+
+    /// PostgreSQL's `ON CONFLICT … DO UPDATE … WHERE` locks every conflicting row even when the `WHERE` leaves it
+    /// alone: a write and its WAL for each step a visitor had already taken, which is most of them (measured: 16 µs a
+    /// step under beacon load, the largest share of PostgreSQL's time on single beacons). New steps are inserted with
+    /// `DO NOTHING` instead, and of the others only those whose time moves earlier are updated.
+    private func upsertStepsOnPostgres(
+        _ candidates: [StepKey: Int64], organizationId: UUID, in tx: any SQLExecutor
+    ) async throws -> (fresh: Set<StepKey>, changes: [SiteDay: Int]) {
+        var fresh = Set<StepKey>()
+        var changes: [SiteDay: Int] = [:]
+        let rows: [[SQLValue]] = candidates.map { key, at in
+            [.uuid(key.siteId), .uuid(organizationId), .int(Int64(key.day)), .text(key.visitor), .text(key.step), .int(at), .int(0)]
+        }
+        for statement in SQL.insert(
+            into: T.visitorSteps, columns: ["site_id", "organization_id", "day", "visitor", "step", "first_at", "written_by"], rows: rows,
+            suffix: " ON CONFLICT (site_id, day, visitor, step) DO NOTHING RETURNING site_id, day, visitor, step"
+        ) {
+            for row in try await tx.query(statement) {
+                let key = StepKey(siteId: try row.get("site_id"), day: try row.get("day"), visitor: try row.get("visitor"), step: try row.get("step"))
+                fresh.insert(key)
+                changes[SiteDay(siteId: key.siteId, day: key.day), default: 0] += 1
+            }
+        }
+        let earlier: [[SQLValue]] = candidates.compactMap { key, at in
+            fresh.contains(key) ? nil : [.uuid(key.siteId), .int(Int64(key.day)), .text(key.visitor), .text(key.step), .int(at)]
+        }
+        for start in stride(from: 0, to: earlier.count, by: 5000) {
+            let chunk = Array(earlier[start..<min(start + 5000, earlier.count)])
+            let moved = try await tx.query(
+                """
+                UPDATE \(T.visitorSteps) AS s SET first_at = v.c4
+                FROM (\(SQL.rows(chunk))) AS v(c0, c1, c2, c3, c4)
+                WHERE s.site_id = v.c0 AND s.day = v.c1 AND s.visitor = v.c2 AND s.step = v.c3 AND v.c4 < s.first_at
+                RETURNING s.site_id, s.day
+                """
+            )
+            for row in moved { changes[SiteDay(siteId: try row.get("site_id"), day: try row.get("day")), default: 0] += 1 }
         }
         return (fresh, changes)
     }
