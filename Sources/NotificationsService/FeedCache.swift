@@ -44,7 +44,8 @@ actor FeedCache {
         var routes: [String: SiteRoute] = [:]
     }
     private nonisolated let shared = Mutex(Shared())
-    private var builds: [UUID: Task<Entry?, any Error>] = [:]
+    /// Builds in flight, with the organization whose state they read.
+    private var builds: [UUID: (organizationId: UUID, task: Task<Entry?, any Error>)] = [:]
     private var pendingActivities: [UUID: [UUID]] = [:]
     private var pushScheduled: Set<UUID> = []
     /// Bumped on each invalidation, so a build that started before it is not cached as current.
@@ -114,7 +115,7 @@ actor FeedCache {
 
     func feed(siteId: UUID, organizationId: UUID) async throws -> Entry? {
         if let entry = fresh(siteId) { return entry }
-        if let build = builds[siteId] { return try await build.value }
+        if let build = builds[siteId] { return try await build.task.value }
         let generation = generations[siteId, default: 0]
         let database = self.database
         let builder = self.builder
@@ -133,7 +134,7 @@ actor FeedCache {
                 document: document
             )
         }
-        builds[siteId] = build
+        builds[siteId] = (organizationId, build)
         defer { builds[siteId] = nil }
         let entry = try await build.value
         if let entry, generations[siteId, default: 0] == generation { shared.withLock { $0.entries[siteId] = entry } }
@@ -197,7 +198,10 @@ actor FeedCache {
     }
 
     private func drop(organizationId: UUID) {
-        let siteIds = shared.withLock { $0.entries.values.filter { $0.organizationId == organizationId }.map(\.siteId) }
+        var siteIds = Set(shared.withLock { $0.entries.values.filter { $0.organizationId == organizationId }.map(\.siteId) })
+        // A build in flight read the organization's state before this change: it must not be cached as current (it
+        // would be served until `refreshAfter`, a paused feed still showing its popups for 30 s).
+        siteIds.formUnion(builds.filter { $0.value.organizationId == organizationId }.keys)
         for siteId in siteIds { drop(siteId: siteId, reason: .notificationsChanged) }
     }
 
