@@ -106,12 +106,13 @@ final class BeaconWriter: Sendable {
                 // first: a consumer may read the event as soon as it is published).
                 for event in events { RecentBeaconBatches.shared.remember(event.batch, eventId: event.envelope.id) }
                 try await bus.publishDurably(events.map(\.envelope))
-                for item in batch { item.complete(.success(())) }
+                // Counted before the answers go out: a client that reads the metrics right after its 202 sees it.
                 let (people, robots) = batch.reduce(into: (0, 0)) { counts, item in
                     if item.visit.bot { counts.1 += item.visit.beacons.count } else { counts.0 += item.visit.beacons.count }
                 }
                 accepted.increment(by: people)
                 bots.increment(by: robots)
+                for item in batch { item.complete(.success(())) }
             } catch {
                 failed.increment(by: batch.reduce(0) { $0 + $1.visit.beacons.count })
                 logger.error("could not store beacons", metadata: ["error": "\(error)", "visits": "\(batch.count)"])
