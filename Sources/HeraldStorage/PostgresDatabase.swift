@@ -216,8 +216,6 @@ struct PostgresExecutor: SQLExecutor {
         }
     }
 
-    static var postgresEpochMicroseconds: Int64 { SQL.postgresEpochMicroseconds }
-
     static func bind(_ value: SQLValue, into bindings: inout PostgresBindings) {
         switch value {
         case .null: bindings.appendNull()
@@ -232,7 +230,7 @@ struct PostgresExecutor: SQLExecutor {
             // Date encoding truncates, so a time read back and bound again (a page cursor) could lose a microsecond
             // and skip every row that shares it.
             var buffer = ByteBuffer()
-            buffer.writeInteger(date.unixMicroseconds - Self.postgresEpochMicroseconds)
+            buffer.writeInteger(date.unixMicroseconds - SQL.postgresEpochMicroseconds)
             bindings.append(PostgresData(type: .timestamptz, formatCode: .binary, value: buffer))
         case .json(let text):
             // jsonb's binary format is a version byte followed by the document's text.
@@ -241,8 +239,7 @@ struct PostgresExecutor: SQLExecutor {
             buffer.writeString(text)
             bindings.append(PostgresData(type: .jsonb, formatCode: .binary, value: buffer))
         case .binaryArray(let elementType, let bytes):
-            let oid = SQL.arrayTypes[elementType]?.array ?? 0
-            bindings.append(PostgresData(type: PostgresDataType(oid), formatCode: .binary, value: ByteBuffer(bytes: bytes)))
+            bindings.append(PostgresData(type: PostgresDataType(elementType.arrayOid), formatCode: .binary, value: bytes))
         }
     }
 

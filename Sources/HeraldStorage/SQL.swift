@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import NIOCore
 
 /// The SQL dialects Herald speaks. Differences between them are kept in this module.
 public enum SQLDialect: String, Sendable {
@@ -22,7 +23,34 @@ public enum SQLValue: Sendable, Equatable {
     /// A one-dimensional PostgreSQL array of `elementType` (`int8`, `float8`, `bool`, `uuid`, `text`, `timestamptz`)
     /// in PostgreSQL's binary array format: the column arrays of a multi-row insert (``SQL/Fragment/rows(_:)``),
     /// which PostgreSQL then reads without parsing text. Never bound for SQLite.
-    case binaryArray(elementType: String, bytes: [UInt8])
+    case binaryArray(elementType: SQLArrayElement, bytes: ByteBuffer)
+}
+
+/// The element types of the binary arrays a PostgreSQL multi-row insert binds, with their type OIDs.
+public enum SQLArrayElement: String, Sendable {
+    case int8, float8, bool, uuid, text, timestamptz
+
+    var oid: UInt32 {
+        switch self {
+        case .int8: 20
+        case .float8: 701
+        case .bool: 16
+        case .uuid: 2950
+        case .text: 25
+        case .timestamptz: 1184
+        }
+    }
+
+    var arrayOid: UInt32 {
+        switch self {
+        case .int8: 1016
+        case .float8: 1022
+        case .bool: 1000
+        case .uuid: 2951
+        case .text: 1009
+        case .timestamptz: 1185
+        }
+    }
 }
 
 /// A table owned by one service. Rendered as `schema.name` in PostgreSQL (one schema per service)
@@ -59,6 +87,8 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         /// parses and plans in the same short time whatever the number of rows (a `VALUES` list of thousands of
         /// rows cost it more than inserting them: measured, a third of its CPU under beacon load).
         case rows([[SQLValue]])
+        /// The same for values already built column by column (``SQLArrayColumn``): PostgreSQL only.
+        case arrays([SQLArrayColumn])
     }
 
     var fragments: [Fragment]
@@ -149,6 +179,10 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
                 } else {
                     text.append(UInt8(ascii: "?"))
                 }
+            case .arrays(let columns):
+                Self.renderUnnest(
+                    columns.map { ($0.hasValues ? $0.element : nil, $0.finished) }, rowCount: columns.first?.count ?? 0, text: &text,
+                    binds: &binds)
             case .rows(let rows):
                 if dialect == .postgres, let columns = Self.arrayColumns(rows) {
                     Self.renderUnnest(columns, rowCount: rows.count, text: &text, binds: &binds)
@@ -179,85 +213,81 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
     /// Each column's PostgreSQL element type and its values as a binary array, or nil when a column holds values this
     /// rendering does not take (documents, bytes, or mixed kinds): such rows are rendered as `VALUES`. A column of
     /// NULLs only has no type.
-    static func arrayColumns(_ rows: [[SQLValue]]) -> [(type: String?, array: [UInt8])]? {
+    static func arrayColumns(_ rows: [[SQLValue]]) -> [(type: SQLArrayElement?, array: ByteBuffer)]? {
         guard let width = rows.first?.count, width > 0 else { return nil }
-        var columns: [(type: String?, array: [UInt8])] = []
+        var columns: [(type: SQLArrayElement?, array: ByteBuffer)] = []
         columns.reserveCapacity(width)
         for column in 0..<width {
-            var type: String?
+            var type: SQLArrayElement?
             var hasNull = false
-            // The elements: each a 4-byte length (-1 for NULL) and its binary value.
-            var elements: [UInt8] = []
-            elements.reserveCapacity(rows.count * 12)
-            func append<T: FixedWidthInteger>(_ value: T) {
-                withUnsafeBytes(of: value.bigEndian) { elements.append(contentsOf: $0) }
-            }
+            // array_send's layout: dimensions, a has-nulls flag, the element type, each dimension's length and lower
+            // bound, then the elements, each a 4-byte length (-1 for NULL) and its binary value. The flag and the type
+            // are filled in once the elements are known.
+            var size = 20
             for row in rows {
-                let kind: String
+                switch row[column] {
+                case .null: size += 4
+                case .text(let string): size += 4 + string.utf8.count
+                case .uuid: size += 20
+                case .bool: size += 5
+                default: size += 12
+                }
+            }
+            var array = ByteBuffer()
+            array.reserveCapacity(size)
+            array.writeMultipleIntegers(Int32(1), Int32(0), UInt32(0), Int32(rows.count), Int32(1))
+            for row in rows {
+                let kind: SQLArrayElement
                 switch row[column] {
                 case .null:
                     hasNull = true
-                    append(Int32(-1))
+                    array.writeInteger(Int32(-1))
                     continue
                 case .int(let number):
-                    kind = "int8"
-                    append(Int32(8))
-                    append(number)
+                    kind = .int8
+                    array.writeMultipleIntegers(Int32(8), number)
                 case .double(let number):
-                    kind = "float8"
-                    append(Int32(8))
-                    append(number.bitPattern)
+                    kind = .float8
+                    array.writeMultipleIntegers(Int32(8), number.bitPattern)
                 case .bool(let flag):
-                    kind = "bool"
-                    append(Int32(1))
-                    elements.append(flag ? 1 : 0)
+                    kind = .bool
+                    array.writeMultipleIntegers(Int32(1), UInt8(flag ? 1 : 0))
                 case .uuid(let uuid):
-                    kind = "uuid"
-                    append(Int32(16))
-                    withUnsafeBytes(of: uuid.uuid) { elements.append(contentsOf: $0) }
+                    kind = .uuid
+                    array.writeInteger(Int32(16))
+                    withUnsafeBytes(of: uuid.uuid) { _ = array.writeBytes($0) }
                 case .text(let string):
-                    kind = "text"
-                    append(Int32(string.utf8.count))
-                    elements.append(contentsOf: string.utf8)
+                    // Text PostgreSQL cannot store goes the VALUES way, whose check refuses it with a 422.
+                    if SQLValue.hasNUL(string) { return nil }
+                    kind = .text
+                    array.writeInteger(Int32(string.utf8.count))
+                    array.writeString(string)
                 case .date(let date):
-                    kind = "timestamptz"
-                    append(Int32(8))
-                    append(date.unixMicroseconds - postgresEpochMicroseconds)
+                    kind = .timestamptz
+                    array.writeMultipleIntegers(Int32(8), date.unixMicroseconds - postgresEpochMicroseconds)
                 case .json, .bytes, .binaryArray:
                     return nil
                 }
                 if let type, type != kind { return nil }
                 type = kind
             }
-            guard let type, let oid = arrayTypes[type]?.element else {
-                columns.append((nil, []))
+            guard let type else {
+                columns.append((nil, ByteBuffer()))
                 continue
             }
-            // array_send's layout: dimensions, a has-nulls flag, the element type, each dimension's length and lower
-            // bound, then the elements.
-            var array: [UInt8] = []
-            array.reserveCapacity(20 + elements.count)
-            for word in [Int32(1), hasNull ? 1 : 0, Int32(bitPattern: oid), Int32(rows.count), 1] {
-                withUnsafeBytes(of: word.bigEndian) { array.append(contentsOf: $0) }
-            }
-            array.append(contentsOf: elements)
+            array.setInteger(Int32(hasNull ? 1 : 0), at: array.readerIndex + 4)
+            array.setInteger(type.oid, at: array.readerIndex + 8)
             columns.append((type, array))
         }
         return columns
     }
-
-    /// The element and array type OIDs of the types ``arrayColumns(_:)`` makes.
-    static let arrayTypes: [String: (element: UInt32, array: UInt32)] = [
-        "int8": (20, 1016), "float8": (701, 1022), "bool": (16, 1000), "uuid": (2950, 2951), "text": (25, 1009),
-        "timestamptz": (1184, 1185),
-    ]
 
     /// 2000-01-01T00:00:00Z in Unix microseconds: PostgreSQL's epoch for timestamps.
     static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
 
     /// `SELECT u.c0, NULL, u.c2 … FROM unnest($1::uuid[], $3::text[] …) AS u(c0, c2 …)`: a column of NULLs only is
     /// a `NULL`, which takes the target column's type.
-    static func renderUnnest(_ columns: [(type: String?, array: [UInt8])], rowCount: Int, text: inout [UInt8], binds: inout [SQLValue]) {
+    static func renderUnnest(_ columns: [(type: SQLArrayElement?, array: ByteBuffer)], rowCount: Int, text: inout [UInt8], binds: inout [SQLValue]) {
         var select: [UInt8] = Array("SELECT ".utf8)
         var arrays: [UInt8] = Array(" FROM unnest(".utf8)
         var names: [UInt8] = Array(") AS u(".utf8)
@@ -279,7 +309,7 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
             arrays.append(UInt8(ascii: "$"))
             appendDecimal(binds.count, to: &arrays)
             arrays.append(contentsOf: "::".utf8)
-            arrays.append(contentsOf: type.utf8)
+            arrays.append(contentsOf: type.rawValue.utf8)
             arrays.append(contentsOf: "[]".utf8)
             names.append(contentsOf: "c".utf8)
             appendDecimal(index, to: &names)
@@ -336,12 +366,20 @@ public struct SQLJSON: SQLBindable {
 }
 
 extension SQLValue {
+    /// Whether text holds U+0000 (memchr over native strings' contiguous UTF-8).
+    static func hasNUL(_ text: String) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { bytes in
+            guard let start = bytes.baseAddress else { return false }
+            return memchr(start, 0, bytes.count) != nil
+        } ?? text.utf8.contains(0)
+    }
+
     /// Refuses text that PostgreSQL cannot store (U+0000 in `text`, a `\u0000` escape in `jsonb`). Both stores check,
     /// so a value is accepted or refused the same way whichever store runs, and the client gets a 422, not a 500.
     static func checkStorable(_ values: [SQLValue]) throws {
         for value in values {
             switch value {
-            case .text(let text) where text.utf8.contains(0):
+            case .text(let text) where hasNUL(text):
                 throw HeraldError.unstorableText
             case .json(let text) where JSONText.containsEscapedNUL(text):
                 throw HeraldError.unstorableText
@@ -409,5 +447,103 @@ extension SQL {
             start = end
         }
         return statements
+    }
+
+    /// `INSERT INTO table (columns) SELECT … FROM unnest(…)` of values built column by column, one binary array
+    /// parameter per column: PostgreSQL only (SQLite takes ``insert(into:alias:columns:rows:suffix:maxParameters:)``).
+    /// Saves building a row of ``SQLValue``s per row where rows come by the hundred thousand (raw beacon events).
+    public static func insert(into table: Table, columns: [String], arrays: [SQLArrayColumn], suffix: SQL = "") -> SQL {
+        precondition(columns.count == arrays.count && Set(arrays.map(\.count)).count <= 1, "one array of equal length per column")
+        var sql = SQL(stringLiteral: "INSERT INTO ")
+        sql.fragments.append(.table(table))
+        sql.fragments.append(.literal(" (" + columns.joined(separator: ", ") + ") "))
+        sql.fragments.append(.arrays(arrays))
+        sql.fragments.append(contentsOf: suffix.fragments)
+        return sql
+    }
+}
+
+/// One column of a PostgreSQL multi-row insert, appended value by value straight into the binary array format
+/// (`array_send`'s layout) that ``SQL/Fragment/rows(_:)`` builds from rows. Each value is one write of its length
+/// and bytes; the array's header is put in front once, when the statement is rendered.
+public struct SQLArrayColumn: Sendable {
+    public let element: SQLArrayElement
+    public private(set) var count = 0
+    private var hasNull = false
+    /// Whether a value is not NULL: a column of NULLs only renders as a plain `NULL`.
+    public private(set) var hasValues = false
+    /// Text with U+0000, which PostgreSQL cannot store: the caller must take the rows path, whose check refuses it.
+    public private(set) var hasUnstorableText = false
+    /// The elements, each a 4-byte big-endian length (-1 for NULL) and its bytes.
+    private var elements: ByteBuffer
+
+    public init(_ element: SQLArrayElement, capacity: Int, bytesPerValue: Int = 16) {
+        self.element = element
+        elements = ByteBuffer()
+        elements.reserveCapacity(capacity * (4 + bytesPerValue))
+    }
+
+    public mutating func appendNull() {
+        count += 1
+        hasNull = true
+        elements.writeWithUnsafeMutableBytes(minimumWritableBytes: 4) { target in
+            target.storeBytes(of: Int32(-1).bigEndian, as: Int32.self)
+            return 4
+        }
+    }
+
+    public mutating func append(_ value: Int64?) {
+        guard let value else { return appendNull() }
+        precondition(element == .int8)
+        appendFixed(value.bigEndian)
+    }
+
+    public mutating func append(_ value: Double?) {
+        guard let value else { return appendNull() }
+        precondition(element == .float8)
+        appendFixed(value.bitPattern.bigEndian)
+    }
+
+    public mutating func append(_ value: UUID?) {
+        guard let value else { return appendNull() }
+        precondition(element == .uuid)
+        appendFixed(value.uuid)
+    }
+
+    public mutating func append(_ value: String?) {
+        guard var value else { return appendNull() }
+        precondition(element == .text)
+        count += 1
+        hasValues = true
+        value.withUTF8 { utf8 in
+            if let start = utf8.baseAddress, memchr(start, 0, utf8.count) != nil { hasUnstorableText = true }
+            elements.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + utf8.count) { target in
+                target.storeBytes(of: Int32(utf8.count).bigEndian, as: Int32.self)
+                if !utf8.isEmpty { UnsafeMutableRawBufferPointer(rebasing: target[4...]).copyMemory(from: UnsafeRawBufferPointer(utf8)) }
+                return 4 + utf8.count
+            }
+        }
+    }
+
+    /// A value of fixed size, already in network byte order: its length and bytes in one write.
+    private mutating func appendFixed<T>(_ value: T) {
+        count += 1
+        hasValues = true
+        let size = MemoryLayout<T>.size
+        elements.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + size) { target in
+            target.storeBytes(of: Int32(size).bigEndian, as: Int32.self)
+            withUnsafeBytes(of: value) { UnsafeMutableRawBufferPointer(rebasing: target[4..<(4 + size)]).copyMemory(from: $0) }
+            return 4 + size
+        }
+    }
+
+    /// The array in PostgreSQL's binary format: dimensions, the has-nulls flag, the element type, the length and lower
+    /// bound, then the elements.
+    var finished: ByteBuffer {
+        var array = ByteBuffer()
+        array.reserveCapacity(20 + elements.readableBytes)
+        array.writeMultipleIntegers(Int32(1), Int32(hasNull ? 1 : 0), element.oid, Int32(count), Int32(1))
+        array.writeImmutableBuffer(elements)
+        return array
     }
 }

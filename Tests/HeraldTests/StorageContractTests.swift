@@ -245,6 +245,68 @@ struct StorageContractTests {
         }
     }
 
+    /// Values appended column by column (``SQLArrayColumn``, the raw beacon events' insert) are stored as the same
+    /// values given row by row; NULLs among values and a column of NULLs only included.
+    @Test func columnArraysStoreWhatRowsStore() async throws {
+        guard TestStore.available.contains(.postgres) else { return }
+        let environment = try await TestEnvironment.make(.postgres)
+        try await environment.withDatabase { database in
+            let table = Table("ct", "arrays")
+            try await database.transaction(.system) { tx in
+                _ = try await tx.query("CREATE SCHEMA IF NOT EXISTS ct")
+                _ = try await tx.query("CREATE TABLE \(table) (n BIGINT PRIMARY KEY, t TEXT, d DOUBLE PRECISION, u UUID, z TEXT, s SMALLINT)")
+            }
+            let uuid = UUID()
+            let texts = ["plain", "", "NULL", "{a,\"b\"}", "ünïcödé ✓", "new\nline"]
+            var n = SQLArrayColumn(.int8, capacity: 2), t = SQLArrayColumn(.text, capacity: 2), d = SQLArrayColumn(.float8, capacity: 2)
+            var u = SQLArrayColumn(.uuid, capacity: 2), z = SQLArrayColumn(.text, capacity: 2), small = SQLArrayColumn(.int8, capacity: 2)
+            for (index, text) in texts.enumerated() {
+                n.append(Int64(index))
+                t.append(index == 2 ? nil : text)
+                d.append(index % 2 == 0 ? 49.5 * Double(index) : nil)
+                u.append(index == 1 ? nil : uuid)
+                z.append(nil as String?)
+                small.append(Int64(index % 2))
+            }
+            #expect(n.count == texts.count && !z.hasValues && t.hasValues)
+            try await database.transaction(.system) { tx in
+                try await tx.execute(SQL.insert(into: table, columns: ["n", "t", "d", "u", "z", "s"], arrays: [n, t, d, u, z, small]))
+            }
+            let stored = try await database.query("SELECT * FROM \(table) ORDER BY n")
+            #expect(stored.count == texts.count)
+            for (index, row) in stored.enumerated() {
+                #expect(try row.get("t", as: String?.self) == (index == 2 ? nil : texts[index]))
+                #expect(try row.get("d", as: Double?.self) == (index % 2 == 0 ? 49.5 * Double(index) : nil))
+                #expect(try row.get("u", as: UUID?.self) == (index == 1 ? nil : uuid))
+                #expect(try row.get("z", as: String?.self) == nil)
+                #expect(try row.get("s", as: Int64.self) == Int64(index % 2))
+            }
+            var nul = SQLArrayColumn(.text, capacity: 1)
+            nul.append("a\u{0}b")
+            #expect(nul.hasUnstorableText)
+        }
+    }
+
+    /// Text with U+0000 in a multi-row insert is refused with the same 422 as a single value, on both stores (the
+    /// PostgreSQL binary arrays would otherwise pass it to the server, which fails on it).
+    @Test(arguments: TestStore.available)
+    func multiRowInsertsRefuseTextWithNUL(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            let table = Table("ct", "nul_\(store.rawValue)")
+            if store == .postgres { try await database.transaction(.system) { _ = try await $0.query("CREATE SCHEMA IF NOT EXISTS ct") } }
+            try await database.transaction(.system) { _ = try await $0.query("CREATE TABLE \(table) (n INTEGER PRIMARY KEY, t TEXT)") }
+            await #expect(throws: HeraldError.self) {
+                try await database.transaction(.system) { tx in
+                    for statement in SQL.insert(into: table, columns: ["n", "t"], rows: [[.int(1), .text("ok")], [.int(2), .text("a\u{0}b")]]) {
+                        try await tx.execute(statement)
+                    }
+                }
+            }
+            #expect(try await database.query("SELECT * FROM \(table)").isEmpty)
+        }
+    }
+
     @Test(arguments: TestStore.available)
     func timesReadBackAndBoundAgainNameTheSameMicrosecond(store: TestStore) async throws {
         let environment = try await TestEnvironment.make(store)
