@@ -372,7 +372,6 @@ struct ConsumerRunner: Service {
                         try await register()
                         registered = true
                     }
-                    let roundStarted = ContinuousClock.now
                     let delivered = try await deliverNewEvents(lease: &lease, logger: logger)
                     let progressed = delivered > 0
                     var retried = false
@@ -384,11 +383,10 @@ struct ConsumerRunner: Service {
                     failures = 0
                     if !progressed && !retried {
                         await signal.wait(timeout: bus.pollInterval)
-                    } else if let batchConsumer = consumer as? any BatchEventConsumer, delivered < batchConsumer.maxBatch {
-                        // The linger counts from the round's start: a round that took longer (a backlog being
-                        // applied) has already let the next batch gather, and waiting more would only add lag.
-                        let lingered = ContinuousClock.now - roundStarted
-                        if batchConsumer.linger > lingered { try? await Task.sleep(for: batchConsumer.linger - lingered) }
+                    } else if let batchConsumer = consumer as? any BatchEventConsumer, batchConsumer.linger > .zero,
+                        delivered < batchConsumer.maxBatch
+                    {
+                        try? await Task.sleep(for: batchConsumer.linger)
                     }
                 } catch {
                     // The store is unreachable or the lease was lost: wait and try again, never stop the process.

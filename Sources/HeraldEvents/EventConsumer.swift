@@ -39,8 +39,7 @@ public protocol BatchEventConsumer: EventConsumer {
     var recordsProcessed: Bool { get }
     /// After a round that found fewer than `maxBatch` events, the database bus waits this long before reading again,
     /// so that a steady stream of small commits (a beacon commit every few milliseconds) is applied in a few large
-    /// transactions instead of many small ones. The linger counts from the round's start, so a round that took longer
-    /// is followed at once; the events wait at most this much longer.
+    /// transactions instead of many small ones. The events wait at most this much longer.
     var linger: Duration { get }
     func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws
 
