@@ -163,12 +163,12 @@ PY
   write_lua "$WORK/single.lua" 1 "$NID" "$VA" "$VB"
   local modes="batch single"
   if [ "$PACE" != 0 ]; then
-    # wrk has no rate option: each of PACED_CONNECTIONS connections waits `pause` ms after each answer. Two 3 s
+    # wrk has no rate option: each of PACED_CONNECTIONS connections waits `pause` ms after each answer. Three 3 s
     # probes measure how long answers take near that rate, and each sets the pause so that answer plus pause make
-    # PACE (answers slow down as the rate rises, so one probe alone undershoots).
+    # PACE (answers slow down as the rate rises, so one probe alone undershoots by a tenth or more).
     local pause; pause=$(python3 -c "print($PACED_CONNECTIONS * 20 * 1000 / $PACE)")
     local probe
-    for _ in 1 2; do
+    for _ in 1 2 3; do
       write_lua "$WORK/paced.lua" 20 "$NID" "$VA" "$VB" "$pause"
       probe=$(wrk -t2 -c"$PACED_CONNECTIONS" -d3s -s "$WORK/paced.lua" "http://127.0.0.1:$hport/widget/v1/$PK/beacons" | awk '/Requests\/sec/{print $2}')
       pause=$(python3 -c "c, p, r, target = $PACED_CONNECTIONS, $pause, $probe, $PACE / 20; answer = max(c * 1000 / r - p, 0); print(max(c * 1000 / target - answer, 0))")
