@@ -313,8 +313,23 @@ public final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// A header's value as the router reads it: repeated fields joined with ", " (swift-http-types' subscript), so
     /// a second `X-Forwarded-For` line or a repeated country header means the same on both paths.
     public static func field(_ headers: HTTPHeaders, _ name: String) -> String? {
-        let values = headers[name]
-        return values.count <= 1 ? values.first : values.joined(separator: ", ")
+        // One pass without an array in the usual case of one line (or none).
+        var first: String?
+        var more: [String] = []
+        for (key, value) in headers where key.utf8.count == name.utf8.count && sameASCII(key, name) {
+            if first == nil { first = value } else { more.append(value) }
+        }
+        guard let first, !more.isEmpty else { return first }
+        return ([first] + more).joined(separator: ", ")
+    }
+
+    /// Header names compared as HTTP does: ASCII letters without regard to case.
+    private static func sameASCII(_ a: String, _ b: String) -> Bool {
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            let lower = x | 0x20
+            guard lower == y | 0x20, lower >= UInt8(ascii: "a"), lower <= UInt8(ascii: "z") else { return false }
+        }
+        return true
     }
 
     private func respond(

@@ -115,11 +115,17 @@ final class BeaconsFastRoute: FastPostRoute {
 }
 
 /// The public key in `/widget/v1/{publicKey}<suffix>`, or nil when `path` is not that route.
+/// Compares UTF-8 bytes (every request on the fast path asks, twice for beacons), not Characters.
 func widgetPublicKey(in path: Substring, suffix: String) -> Substring? {
-    let prefix = "/widget/v1/"
-    guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return nil }
-    let key = path.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
-    return key.utf8.contains(UInt8(ascii: "/")) ? nil : key
+    let prefix = "/widget/v1/".utf8
+    let bytes = path.utf8
+    guard bytes.count > prefix.count + suffix.utf8.count, bytes.starts(with: prefix),
+        bytes.reversed().starts(with: suffix.utf8.reversed())
+    else { return nil }
+    let start = bytes.index(bytes.startIndex, offsetBy: prefix.count)
+    let end = bytes.index(bytes.endIndex, offsetBy: -suffix.utf8.count)
+    guard !bytes[start..<end].contains(UInt8(ascii: "/")) else { return nil }
+    return path[start..<end]
 }
 
 /// The public widget paths may be called from any origin and embedded cross-origin; their errors carry the

@@ -82,4 +82,16 @@ extension String {
     fileprivate var removingControlCharactersForTest: String {
         String(String.UnicodeScalarView(unicodeScalars.filter { !($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }))
     }
+
+    /// The fast path's reading of `/widget/v1/{publicKey}/…`, on UTF-8 bytes.
+    @Test func widgetPathsNameTheirPublicKey() {
+        #expect(widgetPublicKey(in: "/widget/v1/pk_abc/beacons", suffix: "/beacons") == "pk_abc")
+        #expect(widgetPublicKey(in: "/widget/v1/pk_abc/feed", suffix: "/feed") == "pk_abc")
+        #expect(widgetPublicKey(in: "/widget/v1/pk_abc/feed", suffix: "/beacons") == nil)
+        #expect(widgetPublicKey(in: "/widget/v1//beacons", suffix: "/beacons") == nil)
+        #expect(widgetPublicKey(in: "/widget/v1/a/b/beacons", suffix: "/beacons") == nil)
+        #expect(widgetPublicKey(in: "/widget/v2/pk_abc/beacons", suffix: "/beacons") == nil)
+        #expect(widgetPublicKey(in: "/widget/v1/pké/feed", suffix: "/feed") == "pké")
+        #expect(widgetPublicKey(in: "/widget/v1/beacons", suffix: "/beacons") == nil)
+    }
 }

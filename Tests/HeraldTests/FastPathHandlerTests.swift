@@ -215,6 +215,11 @@ import Testing
         let (response, _) = try #require(try responses(channel).first)
         #expect(response.headers.first(name: "X-Request-Id") != id)
         #expect(FastPathHandler.field(["X-Forwarded-For": "1.2.3.4", "x-forwarded-for": "10.0.0.1"], "X-Forwarded-For") == "1.2.3.4, 10.0.0.1")
+        #expect(FastPathHandler.field(["user-AGENT": "UA", "Accept": "*/*"], "User-Agent") == "UA")
+        #expect(FastPathHandler.field(["Accept": "*/*"], "User-Agent") == nil)
+        // Only letters fold: "_" is not "-" (0x5F and 0x2D differ by more than case).
+        #expect(FastPathHandler.field(["X_Request_Id": "x"], "X-Request-Id") == nil)
+        #expect(FastPathHandler.field(["X-Request-Ie": "x"], "X-Request-Id") == nil)
     }
 
     @Test func aLongerBodyThanTheRouteReadsGoesToTheRouter() throws {
