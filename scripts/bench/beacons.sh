@@ -57,11 +57,11 @@ nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 
 # --- wrk scripts: 1,000 visitors cycling, 20 events or 1 event per request ----------------------------------
-write_lua() { # $1 file, $2 events per request, $3 notification, $4 variant A, $5 variant B[, $6 pause per request, ms]
+write_lua() { # $1 file, $2 events per request, $3 notification, $4 variant A, $5 variant B[, $6 requests/s over both threads]
   python3 - "$@" <<'PY'
 import json, sys, random, time
 path, per, nid, va, vb = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-pause = float(sys.argv[6]) if len(sys.argv) > 6 else 0
+rate = float(sys.argv[6]) if len(sys.argv) > 6 else 0
 now = int(time.time() * 1000)
 mix = ["pageview"] + ["impression"] * 10 + ["hover"] * 4 + ["click"] * 3 + ["close", "conversion"]
 bodies = []
@@ -82,7 +82,21 @@ lua = ["bodies = {"] + ["  [[" + b + "]]," for b in bodies] + ["}", "counter = 0
        'wrk.headers["Content-Type"] = "text/plain"',
        'wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"',
        "request = function()", "  counter = counter + 1", "  return wrk.format(nil, nil, nil, bodies[(counter % #bodies) + 1])", "end",
-       *([f"delay = function() return {pause:.3f} end"] if pause > 0 else []),
+       # Paced: each of wrk's two threads sends on a fixed schedule (a slot every 2000/rate ms, read from the
+       # monotonic clock through LuaJIT's FFI); a connection ready early waits for the next free slot. Slots missed
+       # because every connection was waiting for an answer are not made up later.
+       *(["local ffi = require('ffi')",
+          "ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } herald_timespec; int clock_gettime(int, herald_timespec *); ]]",
+          "local ts = ffi.new('herald_timespec')",
+          "local function now() ffi.C.clock_gettime(1, ts); return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6 end",
+          f"local interval = {2000 / rate if rate > 0 else 0:.6f}",
+          "local next_slot = 0",
+          "delay = function()",
+          "  local t = now()",
+          "  if next_slot < t then next_slot = t end",
+          "  next_slot = next_slot + interval",
+          "  return next_slot - t",
+          "end"] if rate > 0 else []),
        "done = function(summary, latency, requests)",
        '  io.write(string.format("ERRORS %d %d\\n", summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))',
        "end"]
@@ -127,9 +141,12 @@ run_store() { # $1 store, $2 variant
     PGDATA_DIR="$WORK/pg-$variant"; PGPORT=$(port)
     mkdir -p "$PGDATA_DIR"; [ "$(id -u)" = 0 ] && chown postgres "$PGDATA_DIR"
     as_postgres "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 >/dev/null
-    # Durable settings (fsync and synchronous_commit on, the defaults): a 202 must survive a crash here too.
+    # Durable settings (fsync and synchronous_commit on, the defaults): a 202 must survive a crash here too. The WAL
+    # settings are docs/DEPLOYMENT.md's for beacon ingest (PG_WAL_DEFAULTS=1 runs PostgreSQL's defaults instead).
+    local wal="-c max_wal_size=8GB -c checkpoint_timeout=15min -c wal_compression=lz4"
+    [ -n "${PG_WAL_DEFAULTS:-}" ] && wal=""
     as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
-      -o "-p $PGPORT -h 127.0.0.1 -k $PGDATA_DIR -c max_connections=200 -c shared_buffers=512MB" start >/dev/null
+      -o "-p $PGPORT -h 127.0.0.1 -k $PGDATA_DIR -c max_connections=200 -c shared_buffers=512MB $wal" start >/dev/null
     psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qAt -c "CREATE ROLE herald LOGIN PASSWORD 'herald' NOSUPERUSER NOBYPASSRLS" -c "CREATE DATABASE herald OWNER herald"
     url="postgres://herald:herald@127.0.0.1:$PGPORT/herald?sslmode=disable"
     dbref=$url
@@ -163,18 +180,7 @@ PY
   write_lua "$WORK/single.lua" 1 "$NID" "$VA" "$VB"
   local modes="batch single"
   if [ "$PACE" != 0 ]; then
-    # wrk has no rate option: each of PACED_CONNECTIONS connections waits `pause` ms after each answer. Three 3 s
-    # probes measure how long answers take near that rate, and each sets the pause so that answer plus pause make
-    # PACE (answers slow down as the rate rises, so one probe alone undershoots by a tenth or more).
-    local pause; pause=$(python3 -c "print($PACED_CONNECTIONS * 20 * 1000 / $PACE)")
-    local probe
-    for _ in 1 2 3; do
-      write_lua "$WORK/paced.lua" 20 "$NID" "$VA" "$VB" "$pause"
-      probe=$(wrk -t2 -c"$PACED_CONNECTIONS" -d3s -s "$WORK/paced.lua" "http://127.0.0.1:$hport/widget/v1/$PK/beacons" | awk '/Requests\/sec/{print $2}')
-      pause=$(python3 -c "c, p, r, target = $PACED_CONNECTIONS, $pause, $probe, $PACE / 20; answer = max(c * 1000 / r - p, 0); print(max(c * 1000 / target - answer, 0))")
-    done
-    write_lua "$WORK/paced.lua" 20 "$NID" "$VA" "$VB" "$pause"
-    for _ in $(seq 600); do [ "$(lag $store "$dbref")" = 0 ] && break; sleep 0.5; done
+    write_lua "$WORK/paced.lua" 20 "$NID" "$VA" "$VB" "$(python3 -c "print($PACE / 20)")"
     modes="batch paced single"
   fi
   local url_beacons="http://127.0.0.1:$hport/widget/v1/$PK/beacons"
