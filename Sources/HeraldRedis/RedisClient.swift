@@ -33,9 +33,10 @@ public final class RedisClient: Sendable {
         try await connection().send(command)
     }
 
-    /// Sends commands as one pipeline on one connection and returns every reply, error replies included.
-    public func pipeline(_ commands: [[RedisArgument]]) async throws -> [RESPValue] {
-        try await connection().pipeline(commands)
+    /// Sends commands as one pipeline on one connection and returns every reply, error replies included. `timeout`
+    /// replaces the configured command timeout for this pipeline (a timeout closes the connection).
+    public func pipeline(_ commands: [[RedisArgument]], timeout: Duration? = nil) async throws -> [RESPValue] {
+        try await connection().pipeline(commands, timeout: timeout)
     }
 
     /// Runs a Lua script by its SHA-1, loading it when Redis does not know it yet (after a restart, for instance).

@@ -39,6 +39,10 @@ public final class RedisEventBus: EventBus {
         public var claimInterval: Duration = .seconds(1)
         /// Stream entries older than this are trimmed when new ones are added.
         public var retention: TimeInterval = 3 * 86_400
+        /// How long ``publishDurably(_:)`` waits for Redis to add a batch before it keeps the batch in the outbox
+        /// instead: a Redis that hangs (rather than refusing connections) must not hold every beacon request for the
+        /// whole command timeout while they pile up into 503s. An XADD that lands after all is applied once.
+        public var durableAddTimeout: Duration = .seconds(1)
 
         public init() {}
     }
@@ -84,7 +88,7 @@ public final class RedisEventBus: EventBus {
     /// which the outbox then repeats reaches each group twice under one event id, and is applied once.
     public func publishDurably(_ events: [EventEnvelope]) async throws {
         do {
-            try await publish(events)
+            try await publish(events, timeout: options.durableAddTimeout)
         } catch {
             // The relay's backlog (herald_bus_lag_events{group="bus.redis-relay"}) shows what waits there.
             logger.warning("cannot add events to Redis; keeping them in the outbox for the relay", metadata: ["error": "\(error)"])
@@ -104,7 +108,7 @@ public final class RedisEventBus: EventBus {
     // MARK: Publishing
 
     /// XADDs events in one pipeline, in order; each entry carries the whole envelope.
-    func publish(_ events: [EventEnvelope]) async throws {
+    func publish(_ events: [EventEnvelope], timeout: Duration? = nil) async throws {
         guard !events.isEmpty else { return }
         let minimum = Int64((Date().timeIntervalSince1970 - options.retention) * 1000)
         let commands: [[RedisArgument]] = events.map { event in
@@ -112,7 +116,7 @@ public final class RedisEventBus: EventBus {
                 "XADD", .string(stream(for: event.type)), "MINID", "~", .string("\(minimum)-0"), "*",
             ] + Self.fields(of: event)
         }
-        for reply in try await redis.pipeline(commands) {
+        for reply in try await redis.pipeline(commands, timeout: timeout) {
             if case .error(let message) = reply { throw RedisReplyError(message: message) }
         }
     }

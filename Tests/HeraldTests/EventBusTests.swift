@@ -4,6 +4,8 @@ import HeraldEvents
 import HeraldRedis
 import HeraldRedisBus
 import HeraldStorage
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -301,6 +303,37 @@ struct EventBusTests {
         }
     }
 
+    /// A Redis that accepts connections and then stops answering (a stalled server, a network black hole) costs a
+    /// beacon batch the durable-add timeout, not the command timeout: the batch goes to the outbox and the call
+    /// returns.
+    @Test(arguments: TestStore.available)
+    func eventsAHangingRedisDoesNotTakeAreKeptInTheOutboxSoon(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AnswersOnceHandler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        let port = try #require(server.localAddress?.port)
+        try await environment.withDatabase { database in
+            let local = DatabaseEventBus(database: database, logger: testLogger)
+            // A command timeout far longer than the test allows: only the durable-add timeout can end the wait.
+            let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)/0?timeout=60"), logger: testLogger)
+            var options = RedisEventBus.Options()
+            options.durableAddTimeout = .milliseconds(300)
+            let bus = RedisEventBus(redis: client, local: local, options: options, logger: testLogger)
+            let envelope = try EventEnvelope(Pinged(number: 8), organizationId: nil)
+            let started = ContinuousClock.now
+            try await bus.publishDurably([envelope])
+            #expect(ContinuousClock.now - started < .seconds(10))
+            let kept: [UUID] = try await database.query(
+                "SELECT id FROM \(Table("bus", "events")) WHERE type = \(Pinged.eventType)"
+            ).map { try $0.get("id") }
+            #expect(kept == [envelope.id])
+        }
+    }
+
     /// A shutdown in the middle of an event hands it back: the handler's transaction rolls back (nothing half
     /// applied), the event stays in the log (or pending on Redis), and the next consumer of the group applies it once.
     @Test(arguments: BusCase.available)
@@ -544,5 +577,21 @@ struct EventBusTests {
             let count: Int = try await database.query("SELECT COUNT(*) AS n FROM \(Table("bus", "events"))").first?.get("n") ?? -1
             #expect(count == 0)
         }
+    }
+}
+
+/// A fake Redis that answers the connection's handshake (one pipeline) with +OK and then never answers again.
+final class AnswersOnceHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let answered = Mutex(false)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answered.withLock({ $0 }) else { return }
+        answered.withLock { $0 = true }
+        // One +OK per command of the handshake (HELLO, CLIENT SETNAME…): each starts a line with "*".
+        let text = String(buffer: unwrapInboundIn(data))
+        let commands = text.components(separatedBy: "\r\n").filter { $0.hasPrefix("*") }.count
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: String(repeating: "+OK\r\n", count: commands))), promise: nil)
     }
 }
