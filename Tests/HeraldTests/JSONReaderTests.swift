@@ -92,4 +92,22 @@ struct JSONReaderTests {
         let viaFoundation = try JSONDecoder().decode(BeaconBatch.self, from: Data(batch.encodedJSON().utf8))
         #expect(viaFoundation.visits == decoded.visits && viaFoundation.siteId == decoded.siteId)
     }
+
+    /// JSONWriter's strings (escaped in runs) and UUIDs (written from their bytes) read back as written, by
+    /// Foundation's parser.
+    @Test func theWriterEscapesWhatJSONRequires() throws {
+        let texts = [
+            "", "plain", "\"quoted\"", "back\\slash", "line\nbreak\r\ttab", "\u{0}\u{1}\u{1F}nul and units", "ünïcödé ✓ 🚀",
+            "end with escape\"", "\\start", String(repeating: "long run ", count: 40) + "\n",
+        ]
+        let ids = [UUID(), UUID(uuidString: "00000000-0000-0000-0000-000000000000")!, UUID(uuidString: "FFFFFFFF-ABCD-EF01-2345-6789ABCDEF0A")!]
+        var json = JSONWriter()
+        json.beginObject()
+        for (index, text) in texts.enumerated() { json.field("t\(index)", text) }
+        for (index, id) in ids.enumerated() { json.field("u\(index)", id) }
+        json.endObject()
+        let object = try #require(Self.foundation(json.text) as? [String: Any])
+        for (index, text) in texts.enumerated() { #expect(object["t\(index)"] as? String == text) }
+        for (index, id) in ids.enumerated() { #expect(object["u\(index)"] as? String == id.uuidString.lowercased()) }
+    }
 }
