@@ -162,6 +162,27 @@ final class StepCache: Sendable {
     }
 }
 
+/// Names like `i:<notification>` and `i:<notification>:<variant>` (lowercase ids), each made once: building them for
+/// every beacon (two UUIDs formatted, a string joined) was a visible share of the consumer's CPU.
+struct StepLabels {
+    private struct Key: Hashable {
+        var prefix: String
+        var notification: UUID
+        var variant: UUID?
+    }
+
+    private var names: [Key: String] = [:]
+
+    /// `prefix` + the notification's id, then `:` + the variant's when given.
+    mutating func name(_ prefix: String, _ notification: UUID, _ variant: UUID? = nil) -> String {
+        let key = Key(prefix: prefix, notification: notification, variant: variant)
+        if let name = names[key] { return name }
+        let name = prefix + notification.lowercased + (variant.map { ":" + $0.lowercased } ?? "")
+        names[key] = name
+        return name
+    }
+}
+
 /// A visitor's step on a day, the unit of uniqueness.
 struct StepKey: Hashable, Sendable {
     var siteId: UUID
@@ -256,6 +277,8 @@ struct IngestWork {
     /// Beacons in time order, with where they came from.
     var pending: [(siteId: UUID, clock: SiteClock, visit: Visit, beacon: RecordedBeacon)] = []
     var stepCandidates: [StepKey: Int64] = [:]
+    /// Step and scope names of the batch's notifications and variants, made once per batch, not per beacon.
+    var labels = StepLabels()
     /// The UTC days (since 1970) the beacons fall on: PostgreSQL's raw-event partitions they need.
     var utcDays = Set<Int>()
 
@@ -284,30 +307,30 @@ struct IngestWork {
     }
 
     /// The steps a beacon takes a visitor through, for uniqueness and funnels.
-    static func steps(of beacon: RecordedBeacon, visit: Visit, clock: SiteClock) -> [String] {
+    mutating func steps(of beacon: RecordedBeacon, visit: Visit, clock: SiteClock) -> [String] {
         var steps = ["seen"]
-        let n = beacon.notificationId?.lowercased
+        let n = beacon.notificationId
         switch beacon.type {
         case "pageview":
             steps.append("p")
         case "impression":
             steps.append("i")
             if let n {
-                steps.append("i:" + n)
-                if let v = beacon.variantId?.lowercased { steps.append("i:\(n):\(v)") }
+                steps.append(labels.name("i:", n))
+                if let v = beacon.variantId { steps.append(labels.name("i:", n, v)) }
             }
             if let first = beacon.firstSeenAt, clock.dayKey(atMillis: first) == visit.day { steps.append("cohort") }
         case "hover":
             steps.append("h")
-            if let n { steps.append("h:" + n) }
+            if let n { steps.append(labels.name("h:", n)) }
         case "click":
             steps.append("k")
-            if let n { steps.append("k:" + n) }
+            if let n { steps.append(labels.name("k:", n)) }
         case "conversion":
             steps.append("c")
             if let n {
-                steps.append("c:" + n)
-                if let v = beacon.variantId?.lowercased, beacon.firstConversion == nil { steps.append("cv:\(n):\(v)") }
+                steps.append(labels.name("c:", n))
+                if let v = beacon.variantId, beacon.firstConversion == nil { steps.append(labels.name("cv:", n, v)) }
             }
             if let goal = beacon.goal { steps.append("g:" + goal) }
         default:
@@ -326,7 +349,7 @@ struct IngestWork {
             }
             for beacon in visit.beacons {
                 pending.append((batch.siteId, clock, visit, beacon))
-                for step in Self.steps(of: beacon, visit: visit, clock: clock) {
+                for step in steps(of: beacon, visit: visit, clock: clock) {
                     let key = StepKey(siteId: batch.siteId, day: visit.day, visitor: visit.visitor, step: step)
                     if let existing = stepCandidates[key], existing <= beacon.at { continue }
                     stepCandidates[key] = beacon.at
@@ -344,7 +367,7 @@ struct IngestWork {
         }
         pending.sort { $0.beacon.at < $1.beacon.at }
         for (siteId, clock, visit, beacon) in pending {
-            let n = beacon.notificationId?.lowercased
+            let n = beacon.notificationId
             let day = clock.dayKey(atMillis: beacon.at)
             var row = RawEvent(
                 siteId: siteId, atMillis: beacon.at, hour: clock.hourStart(atMillis: beacon.at), day: day, visitorDay: visit.day,
@@ -356,10 +379,12 @@ struct IngestWork {
             // Unique visitors per day: the site, the notification seen, the variant seen.
             if claim(siteId, visit, "seen") { uniques[StepScope(siteId: siteId, day: visit.day, scope: ""), default: 0] += 1 }
             if beacon.type == "impression", let n {
-                if claim(siteId, visit, "i:" + n) { uniques[StepScope(siteId: siteId, day: visit.day, scope: "n:" + n), default: 0] += 1 }
-                if let v = beacon.variantId?.lowercased {
-                    let freshToday = claim(siteId, visit, "i:\(n):\(v)")
-                    if freshToday { uniques[StepScope(siteId: siteId, day: visit.day, scope: "v:\(n):\(v)"), default: 0] += 1 }
+                if claim(siteId, visit, labels.name("i:", n)) {
+                    uniques[StepScope(siteId: siteId, day: visit.day, scope: labels.name("n:", n)), default: 0] += 1
+                }
+                if let v = beacon.variantId {
+                    let freshToday = claim(siteId, visit, labels.name("i:", n, v))
+                    if freshToday { uniques[StepScope(siteId: siteId, day: visit.day, scope: labels.name("v:", n, v)), default: 0] += 1 }
                     // The widget knows the visitor's first exposure across days; without it, one per visitor and day.
                     row.exposure = beacon.exposure ?? freshToday
                 }
@@ -370,8 +395,8 @@ struct IngestWork {
                 }
             }
             if beacon.type == "conversion" {
-                if let n, let v = beacon.variantId?.lowercased {
-                    row.abConversion = beacon.firstConversion ?? claim(siteId, visit, "cv:\(n):\(v)")
+                if let n, let v = beacon.variantId {
+                    row.abConversion = beacon.firstConversion ?? claim(siteId, visit, labels.name("cv:", n, v))
                 }
                 if let first = beacon.firstSeenAt {
                     let cohortWeek = LocalTime.weekKey(dayKey: clock.dayKey(atMillis: first))
