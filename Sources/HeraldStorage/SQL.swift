@@ -453,7 +453,7 @@ extension SQL {
     /// parameter per column: PostgreSQL only (SQLite takes ``insert(into:alias:columns:rows:suffix:maxParameters:)``).
     /// Saves building a row of ``SQLValue``s per row where rows come by the hundred thousand (raw beacon events).
     public static func insert(into table: Table, columns: [String], arrays: [SQLArrayColumn], suffix: SQL = "") -> SQL {
-        precondition(columns.count == arrays.count && Set(arrays.map(\.count)).count <= 1, "one array of equal length per column")
+        precondition(columns.count == arrays.count && arrays.allSatisfy { $0.count == arrays[0].count }, "one array of equal length per column")
         var sql = SQL(stringLiteral: "INSERT INTO ")
         sql.fragments.append(.table(table))
         sql.fragments.append(.literal(" (" + columns.joined(separator: ", ") + ") "))

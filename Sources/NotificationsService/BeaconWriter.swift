@@ -80,6 +80,12 @@ final class BeaconWriter: Sendable {
                 state.flushing = false
                 return nil
             }
+            // Usually everything waiting fits one batch: take the array whole rather than copying and then
+            // removing it.
+            guard state.pending.count > maxBatch else {
+                defer { state.pending = [] }
+                return state.pending
+            }
             let batch = Array(state.pending.prefix(maxBatch))
             state.pending.removeFirst(batch.count)
             return batch
