@@ -240,13 +240,17 @@ struct IngestStore: Sendable {
         guard !events.isEmpty else { return }
         if tx.dialect == .postgres, !restored {
             // Column by column into binary arrays, 5,000 rows a statement: the consumer's largest write, and building a
-            // row of values per event first cost as much CPU as PostgreSQL's insert of it.
+            // row of values per event first cost as much CPU as PostgreSQL's insert of it. Each chunk's arrays are built
+            // while PostgreSQL inserts the chunk before: the two then run on two cores instead of taking turns.
+            let chunkSize = 5_000
             var start = 0
-            while start < events.count {
-                let chunk = events[start..<min(start + 5_000, events.count)]
-                guard let arrays = Self.rawArrays(chunk, organizationId: organizationId) else { break }
-                try await tx.execute(SQL.insert(into: T.events, columns: Self.rawColumns, arrays: arrays))
-                start = chunk.endIndex
+            var arrays = Self.rawArrays(events[0..<min(chunkSize, events.count)], organizationId: organizationId)
+            while let built = arrays {
+                let end = min(start + chunkSize, events.count)
+                async let inserted: Void = tx.execute(SQL.insert(into: T.events, columns: Self.rawColumns, arrays: built))
+                arrays = end < events.count ? Self.rawArrays(events[end..<min(end + chunkSize, events.count)], organizationId: organizationId) : nil
+                try await inserted
+                start = end
             }
             guard start < events.count else { return }
             // Text PostgreSQL cannot store: the rows below are refused with the same error as any other write.
