@@ -64,6 +64,8 @@ struct ImpressionMeter: BatchEventConsumer {
     var maxBatch: Int { 500 }
     /// Like the analytics ingest: a tenth of a second of beacon commits counted in one transaction.
     var linger: Duration { .milliseconds(100) }
+    /// Counting impressions before the transaction changes nothing anywhere.
+    var preparesAhead: Bool { true }
 
     /// One event's impressions, decoded before the transaction.
     struct Counted: Sendable {

@@ -432,7 +432,9 @@ struct ConsumerRunner: Service {
     private func deliverNewEvents(lease: inout Lease?, logger: Logger) async throws -> Int {
         let types = Array(consumer.eventTypes)
         let batchConsumer = consumer as? any BatchEventConsumer
-        let limit = batchConsumer?.maxBatch ?? bus.batchSize
+        // A consumer that prepares ahead gets two batches' worth at once: the second is prepared while the first is
+        // written (see `deliver(_:to:from:lease:logger:)`).
+        let limit = batchConsumer.map { $0.maxBatch * ($0.preparesAhead ? 2 : 1) } ?? bus.batchSize
         let held = lease.flatMap { $0.until.timeIntervalSinceNow > Self.leaseRenewalMargin ? $0 : nil }
         let (current, batch): (Lease?, [(EventEnvelope, Int64, Int64)]) = try await database.transaction(.system) { tx in
             let current: Lease
@@ -462,23 +464,67 @@ struct ConsumerRunner: Service {
             return (current, try rows.map { (try DatabaseEventBus.envelope(from: $0), try $0.get("tx_id"), try $0.get("seq")) })
         }
         lease = current
-        guard let last = batch.last else { return 0 }
-        // Until the position below commits, a failure must make the next round read it from the store again.
-        lease = nil
+        guard !batch.isEmpty, let current else { return 0 }
         if let batchConsumer {
+            return try await deliver(batch, to: batchConsumer, lease: &lease, from: current, logger: logger)
+        }
+        try await deliverOneByOne(batch[...], lease: &lease, from: current, logger: logger)
+        return batch.count
+    }
+
+    /// Applies `batch` to a batch consumer, `maxBatch` events per transaction. When the consumer prepares ahead, the
+    /// next part is prepared while the one before is written. Moves `lease`'s position past each part that commits.
+    private func deliver(
+        _ batch: [(EventEnvelope, Int64, Int64)], to batchConsumer: any BatchEventConsumer, lease: inout Lease?, from current: Lease,
+        logger: Logger
+    ) async throws -> Int {
+        let parts = stride(from: 0, to: batch.count, by: batchConsumer.maxBatch).map {
+            batch[$0..<min($0 + batchConsumer.maxBatch, batch.count)]
+        }
+        var delivered = 0
+        var preparedAhead: (any Sendable)?
+        for (index, part) in parts.enumerated() {
+            guard let last = part.last else { continue }
+            let events = part.map(\.0)
+            // Until the position below commits, a failure must make the next round read it from the store again.
+            lease = nil
             do {
-                let events = batch.map(\.0)
-                let prepared = try await batchConsumer.prepare(batch: events)
-                try await applyBatch(events, prepared: prepared, consumer: batchConsumer, advancingTo: (last.1, last.2))
-                lease = current.map { Lease(until: $0.until, position: (last.1, last.2)) }
-                return batch.count
+                let prepared: any Sendable
+                if let preparedAhead {
+                    prepared = preparedAhead
+                } else {
+                    prepared = try await batchConsumer.prepare(batch: events)
+                }
+                preparedAhead = nil
+                if index + 1 < parts.count {
+                    async let applied = applyBatch(events, prepared: prepared, consumer: batchConsumer, advancingTo: (last.1, last.2))
+                    // A failure here is not this part's: the next part prepares again in its turn.
+                    preparedAhead = try? await batchConsumer.prepare(batch: parts[index + 1].map(\.0))
+                    _ = try await applied
+                } else {
+                    try await applyBatch(events, prepared: prepared, consumer: batchConsumer, advancingTo: (last.1, last.2))
+                }
             } catch EventBusError.leaseLost(let group) {
                 throw EventBusError.leaseLost(group: group)
             } catch {
-                // One bad event must not hold back the rest: apply them one by one, so only it is retried.
+                // One bad event must not hold back the rest: apply them one by one, so only it is retried. The parts
+                // after it are read again next round.
                 logger.warning("event batch failed; applying its events one at a time", metadata: ["error": "\(error)"])
+                try await deliverOneByOne(part, lease: &lease, from: current, logger: logger)
+                return delivered + part.count
             }
+            lease = Lease(until: current.until, position: (last.1, last.2))
+            delivered += part.count
         }
+        return delivered
+    }
+
+    /// Applies each event in a transaction of its own (retrying those that fail later), then moves the position.
+    private func deliverOneByOne(
+        _ batch: ArraySlice<(EventEnvelope, Int64, Int64)>, lease: inout Lease?, from current: Lease, logger: Logger
+    ) async throws {
+        guard let last = batch.last else { return }
+        lease = nil
         for (event, _, seq) in batch {
             do {
                 try await apply(event)
@@ -489,8 +535,7 @@ struct ConsumerRunner: Service {
         try await database.transaction(.system) { tx in
             try await advance(to: (last.1, last.2), in: tx)
         }
-        lease = current.map { Lease(until: $0.until, position: (last.1, last.2)) }
-        return batch.count
+        lease = Lease(until: current.until, position: (last.1, last.2))
     }
 
     /// Moves the group's position. Fails (rolling its transaction back) when another instance holds the lease now.

@@ -47,6 +47,11 @@ public protocol BatchEventConsumer: EventConsumer {
     /// held only for the writes. Whatever it returns is handed to ``handle(batch:prepared:in:)`` and
     /// ``didCommit(batch:prepared:)``.
     func prepare(batch events: [EventEnvelope]) async throws -> any Sendable
+    /// Whether ``prepare(batch:)`` may run before the batches ahead of it have committed: it only computes, or sets
+    /// up what is harmless to set up twice (never mail, never a publish). The database bus then prepares the next
+    /// batch while the one before is being written, so under load the consumer's decoding overlaps the store's work
+    /// on another core instead of waiting for it.
+    var preparesAhead: Bool { get }
     /// Applies the events this group has not applied yet (a subset of the prepared batch when some were redelivered).
     func handle(batch events: [EventEnvelope], prepared: any Sendable, in tx: any SQLExecutor) async throws
     /// Runs after the batch's transaction committed, for in-memory effects (caches of what the store now holds).
@@ -57,6 +62,7 @@ extension BatchEventConsumer {
     public var maxBatch: Int { 200 }
     public var recordsProcessed: Bool { true }
     public var linger: Duration { .zero }
+    public var preparesAhead: Bool { false }
 
     public func prepare(batch events: [EventEnvelope]) async throws -> any Sendable { () }
 

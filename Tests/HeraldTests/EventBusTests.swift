@@ -70,6 +70,53 @@ final class BatchRecordingConsumer: BatchEventConsumer {
     }
 }
 
+/// Applies batches of at most four, each taking a while, and counts the batches prepared before the handling of an
+/// earlier one had ended. A batch holding `failing` fails, so that the bus applies it one event at a time.
+final class PreparingAheadConsumer: BatchEventConsumer {
+    let group: String
+    let eventTypes: Set<String> = [Pinged.eventType]
+    let maxBatch = 4
+    let preparesAhead: Bool
+    let failing: Int?
+    /// The first number of each prepared batch whose handling has not ended yet.
+    let unfinished = Mutex<Set<Int>>([])
+    let preparedWhileWriting = Mutex(0)
+    let failedBatches = Mutex(0)
+
+    init(group: String, preparesAhead: Bool, failing: Int? = nil) {
+        self.group = group
+        self.preparesAhead = preparesAhead
+        self.failing = failing
+    }
+
+    func prepare(batch events: [EventEnvelope]) async throws -> any Sendable {
+        let numbers = try events.map { try $0.decode(Pinged.self).number }
+        unfinished.withLock { unfinished in
+            if !unfinished.isEmpty { preparedWhileWriting.withLock { $0 += 1 } }
+            if let first = numbers.first { unfinished.insert(first) }
+        }
+        return numbers
+    }
+
+    func handle(_ event: EventEnvelope, in tx: any SQLExecutor) async throws {
+        try await handle(batch: [event], in: tx)
+    }
+
+    func handle(batch events: [EventEnvelope], in tx: any SQLExecutor) async throws {
+        let numbers = try events.map { try $0.decode(Pinged.self).number }
+        defer { unfinished.withLock { _ = $0.remove(numbers.first ?? -1) } }
+        for number in numbers {
+            try await tx.execute("INSERT INTO bus_test_applied (grp, number) VALUES (\(group), \(number))")
+            if number == failing, numbers.count > 1 {
+                failedBatches.withLock { $0 += 1 }
+                throw TestFailure("batch with \(number) failed on purpose")
+            }
+        }
+        // Long enough for the bus to prepare the next batch meanwhile, when it does.
+        try await Task.sleep(for: .milliseconds(100))
+    }
+}
+
 /// Takes its time over each event: long enough for a shutdown to arrive in the middle.
 final class SlowConsumer: EventConsumer {
     let group = "test.slow"
@@ -530,6 +577,34 @@ struct EventBusTests {
         let batches = consumer.batches.withLock { $0 }
         #expect(batches.reduce(0, +) == 10)
         #expect(batches.count <= 3, "ten commits 30 ms apart were applied in \(batches)")
+    }
+
+    /// A consumer that prepares ahead has its next batch prepared while the one before is written, and still gets
+    /// every event once and in order, also when a batch fails and is applied one event at a time. One that does not
+    /// never has a batch prepared before the one ahead of it committed.
+    @Test(arguments: TestStore.available, [true, false])
+    func aConsumerThatPreparesAheadOverlapsItsBatches(store: TestStore, ahead: Bool) async throws {
+        for failing in [nil, 9] as [Int?] {
+            let group = "test.ahead.\(ahead).\(failing.map(String.init) ?? "none")"
+            let consumer = PreparingAheadConsumer(group: group, preparesAhead: ahead, failing: failing)
+            try await withDatabaseBus(store, consumer: consumer) { bus, database in
+                // One commit: the consumer finds all twenty at once.
+                try await database.transaction(.system) { tx in
+                    for number in 0..<20 { try await Outbox.append(Pinged(number: number), organizationId: nil, in: tx) }
+                }
+                bus.didCommitEvents()
+                try await waitUntil { try await appliedRows(database, group: group).count >= 20 }
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await appliedRows(database, group: group) == Array(0..<20))
+            }
+            let overlapped = consumer.preparedWhileWriting.withLock { $0 }
+            if ahead {
+                #expect(overlapped > 0, "no batch was prepared while another was written (failing: \(String(describing: failing)))")
+            } else {
+                #expect(overlapped == 0)
+            }
+            #expect(consumer.failedBatches.withLock { $0 } == (failing == nil ? 0 : 1))
+        }
     }
 
     /// A bus of `busCase` over a migrated test table, for `body`.

@@ -18,6 +18,8 @@ struct BeaconIngest: BatchEventConsumer {
     /// Beacon commits come every few milliseconds under load; applying a tenth of a second of them at once costs
     /// the store one transaction instead of dozens.
     let linger = Duration.milliseconds(100)
+    /// Preparing decodes and collects, and makes sure a day's partition exists: nothing a batch before it could undo.
+    let preparesAhead = true
     let store = IngestStore()
     /// Visitor steps this process knows the store holds, so most of a busy site's steps need no write.
     let steps: StepCache
