@@ -7,6 +7,7 @@
 #   scripts/bench/beacons.sh                 # release build, 10 s per run, both stores
 #   STORES=sqlite DURATION=30s scripts/bench/beacons.sh
 #   VARIANTS="all no-billing" scripts/bench/beacons.sh   # also without Billing: what usage metering costs
+#   MODES="batch paced" BIN=/tmp/herald-old SKIP_BUILD=1 scripts/bench/beacons.sh   # some modes, another binary
 # Besides flat-out runs (as many requests as Herald answers), a paced run sends batches of 20 at PACE events/s
 # (default 50000, the ingest target; PACE=0 skips it): whether the consumers keep up at that rate, not only after.
 # Results are recorded in docs/PERFORMANCE.md.
@@ -35,7 +36,7 @@ for tool in wrk nginx; do
   command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null; }
 done
 [ -n "${SKIP_BUILD:-}" ] || swift build -c release --product herald >/dev/null
-BIN=$ROOT/.build/release/herald
+BIN=${BIN:-$ROOT/.build/release/herald}
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- the reference: nginx answering the same POST with a fixed 202 ---------------------------------------------
@@ -185,6 +186,7 @@ PY
     write_lua "$WORK/paced.lua" 20 "$NID" "$VA" "$VB" "$(python3 -c "print($PACE / 20)")"
     modes="single batch paced"
   fi
+  [ -n "${MODES:-}" ] && modes=$MODES
   local url_beacons="http://127.0.0.1:$hport/widget/v1/$PK/beacons"
   for mode in $modes; do
     local per=20; [ $mode = single ] && per=1
