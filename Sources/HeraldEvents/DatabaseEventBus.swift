@@ -208,7 +208,7 @@ public final class DatabaseEventBus: EventBus {
     public func lag() async throws -> [ConsumerLag] {
         let registered = groups.withLock { $0.mapValues(\.types) }
         // One transaction for every group: a scrape must not queue a dozen times for the store's connection.
-        return try await database.transaction(.system) { tx in
+        return try await database.read(.system) { tx in
             var result: [ConsumerLag] = []
             for (group, types) in registered.sorted(by: { $0.key < $1.key }) {
                 let typeFilter: SQL =
@@ -436,7 +436,7 @@ struct ConsumerRunner: Service {
         // written (see `deliver(_:to:from:lease:logger:)`).
         let limit = batchConsumer.map { $0.maxBatch * ($0.preparesAhead ? 2 : 1) } ?? bus.batchSize
         let held = lease.flatMap { $0.until.timeIntervalSinceNow > Self.leaseRenewalMargin ? $0 : nil }
-        let (current, batch): (Lease?, [(EventEnvelope, Int64, Int64)]) = try await database.transaction(.system) { tx in
+        let readNext: (any SQLExecutor) async throws -> (Lease?, [(EventEnvelope, Int64, Int64)]) = { tx in
             let current: Lease
             if let held {
                 current = held
@@ -463,6 +463,8 @@ struct ConsumerRunner: Service {
             )
             return (current, try rows.map { (try DatabaseEventBus.envelope(from: $0), try $0.get("tx_id"), try $0.get("seq")) })
         }
+        // With the lease in hand the round only reads: on SQLite that need not wait for the writer's connection.
+        let (current, batch) = try await held == nil ? database.transaction(.system, readNext) : database.read(.system, readNext)
         lease = current
         guard !batch.isEmpty, let current else { return 0 }
         if let batchConsumer {
@@ -565,7 +567,7 @@ struct ConsumerRunner: Service {
     }
 
     private func deliverDueRetries(logger: Logger) async throws -> Bool {
-        let due: [(EventEnvelope, Int64, Int)] = try await database.transaction(.system) { tx in
+        let due: [(EventEnvelope, Int64, Int)] = try await database.read(.system) { tx in
             let rows = try await tx.query(
                 """
                 SELECT r.event_seq, r.attempts, e.* FROM \(Tables.retries) r JOIN \(Tables.events) e ON e.seq = r.event_seq

@@ -60,6 +60,14 @@ public protocol Database: Sendable {
         _ body: (any SQLExecutor) async throws -> T
     ) async throws -> T
 
+    /// Runs `body` in a transaction that only reads. On the embedded store it runs on a connection of its own beside
+    /// the writer's (WAL lets it read the last commit while a write goes on), so reads do not queue for the writer;
+    /// PostgreSQL runs it like any transaction. A write in `body` fails.
+    func read<T: Sendable>(
+        _ scope: TenantScope,
+        _ body: (any SQLExecutor) async throws -> T
+    ) async throws -> T
+
     /// Checks that the store answers.
     func ping() async throws
 
@@ -111,6 +119,10 @@ final class PoolCounter: Sendable {
 }
 
 extension Database {
+    public func read<T: Sendable>(_ scope: TenantScope, _ body: (any SQLExecutor) async throws -> T) async throws -> T {
+        try await transaction(scope, body)
+    }
+
     /// A read or write in the system scope, in its own transaction.
     public func query(_ sql: SQL, scope: TenantScope = .system) async throws -> [SQLRow] {
         try await transaction(scope) { try await $0.query(sql) }

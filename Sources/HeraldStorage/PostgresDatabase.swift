@@ -150,6 +150,14 @@ public final class PostgresDatabase: Database, Service {
         }
     }
 
+    /// A transaction like any other, declared read-only so that a write in it fails as it does on SQLite.
+    public func read<T: Sendable>(_ scope: TenantScope, _ body: (any SQLExecutor) async throws -> T) async throws -> T {
+        try await transaction(scope) { tx in
+            try await tx.execute("SET TRANSACTION READ ONLY")
+            return try await body(tx)
+        }
+    }
+
     public var poolUse: PoolUse { pool.use }
 
     public func ping() async throws {

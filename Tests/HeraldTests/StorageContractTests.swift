@@ -165,6 +165,77 @@ struct StorageContractTests {
         }
     }
 
+    /// A read runs beside a writing transaction instead of waiting for it (SQLite's reader connection, PostgreSQL's
+    /// pool), sees only what has committed, and cannot write.
+    @Test(arguments: TestStore.available)
+    func readsRunBesideAWriteAndCannotWrite(store: TestStore) async throws {
+        let environment = try await TestEnvironment.make(store)
+        try await environment.withDatabase { database in
+            let table = "ct_read_\(store.rawValue)"
+            try await database.transaction(.system) { tx in
+                _ = try await tx.query("CREATE TABLE \(unsafeRaw: table) (n INTEGER)")
+                _ = try await tx.query("INSERT INTO \(unsafeRaw: table) (n) VALUES (1)")
+            }
+            @Sendable func numbers() async throws -> [Int] {
+                try await database.read(.system) { tx in
+                    try await tx.query("SELECT n FROM \(unsafeRaw: table) ORDER BY n").map { try $0.get("n") }
+                }
+            }
+            let (began, writerBegan) = AsyncStream<Void>.makeStream()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await database.transaction(.system) { tx in
+                        _ = try await tx.query("INSERT INTO \(unsafeRaw: table) (n) VALUES (2)")
+                        writerBegan.yield()
+                        try await Task.sleep(for: .seconds(3))
+                    }
+                }
+                for await _ in began { break }
+                let started = ContinuousClock.now
+                #expect(try await numbers() == [1])
+                #expect(ContinuousClock.now - started < .seconds(2), "the read waited for the write")
+                try await group.waitForAll()
+            }
+            #expect(try await numbers() == [1, 2])
+            await #expect(throws: (any Error).self) {
+                try await database.read(.system) { tx in
+                    _ = try await tx.query("INSERT INTO \(unsafeRaw: table) (n) VALUES (3)")
+                }
+            }
+            #expect(try await numbers() == [1, 2])
+        }
+    }
+
+    /// The embedded store's writer never checkpoints (that would hold the only writer while pages are copied); the
+    /// reader's connection does it beside the writer, and empties the WAL file once it passes its limit.
+    @Test func theEmbeddedStoreCheckpointsBesideTheWriter() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-checkpoint-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("store.sqlite").path
+        func size(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? -1 }
+        let database = try await SQLiteDatabase.open(path: path, logger: testLogger, walFramesBeforeTruncate: 64)
+        do {
+            try await database.transaction(.system) { try await $0.execute("CREATE TABLE ct_checkpoint (b BLOB)") }
+            // About 2 MB: some 500 pages of WAL, far past the limit of 64.
+            for _ in 0..<20 {
+                try await database.transaction(.system) { try await $0.execute("INSERT INTO ct_checkpoint (b) VALUES (randomblob(100000))") }
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while size(path + "-wal") != 0 || size(path) < 2_000_000, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(size(path + "-wal") == 0)
+            #expect(size(path) >= 2_000_000)
+            let rows: Int? = try await database.read(.system) { try await $0.queryFirst("SELECT COUNT(*) AS n FROM ct_checkpoint")?.get("n") }
+            #expect(rows == 20)
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+        await database.shutdown()
+    }
+
     @Test(arguments: TestStore.available)
     func nulCharactersAreRefusedAlikeOnEveryStore(store: TestStore) async throws {
         let environment = try await TestEnvironment.make(store)
