@@ -123,6 +123,11 @@ extension Database {
         try await transaction(scope, body)
     }
 
+    /// A read in its own read-only transaction (see ``read(_:_:)``).
+    public func read(_ sql: SQL, scope: TenantScope = .system) async throws -> [SQLRow] {
+        try await read(scope) { try await $0.query(sql) }
+    }
+
     /// A read or write in the system scope, in its own transaction.
     public func query(_ sql: SQL, scope: TenantScope = .system) async throws -> [SQLRow] {
         try await transaction(scope) { try await $0.query(sql) }

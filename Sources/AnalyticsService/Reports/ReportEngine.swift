@@ -25,14 +25,14 @@ struct ReportEngine: Sendable {
 
     /// The site with its name and time zone; UTC until Analytics has heard of the site.
     func site(_ siteId: UUID, organizationId: UUID) async throws -> ReportSite {
-        let known = try await database.transaction(.organization(organizationId)) { try await catalog.site(siteId, in: $0) }
+        let known = try await database.read(.organization(organizationId)) { try await catalog.site(siteId, in: $0) }
         return ReportSite(
             siteId: siteId, organizationId: organizationId, name: known?.name ?? "Site", timezone: known?.timezone ?? "UTC"
         )
     }
 
     func notificationNames(_ site: ReportSite) async throws -> [UUID: ExperimentRecord] {
-        let records = try await database.transaction(.organization(site.organizationId)) {
+        let records = try await database.read(.organization(site.organizationId)) {
             try await catalog.notifications(siteId: site.siteId, in: $0)
         }
         return Dictionary(records.map { ($0.notificationId, $0) }, uniquingKeysWith: { first, _ in first })

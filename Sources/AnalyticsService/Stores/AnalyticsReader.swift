@@ -79,7 +79,9 @@ extension Touch {
     }
 }
 
-/// Reports from the rollups of the embedded store or PostgreSQL.
+/// Reports from the rollups of the embedded store or PostgreSQL. Reads go through `Database.read`: on the embedded
+/// store a report then never waits for the writer, and beacon ingest never waits for a report (funnels, which keep
+/// their per-day results, write and so take the writer).
 struct SQLAnalyticsReader: AnalyticsReader {
     typealias T = AnalyticsTables
     let database: any Database
@@ -91,7 +93,7 @@ struct SQLAnalyticsReader: AnalyticsReader {
             case .hour: T.rollupHour
             case .day: T.rollupDay
             }
-        let rows = try await database.query(
+        let rows = try await database.read(
             """
             SELECT bucket, notification_id, variant_id, pageviews, impressions, hovers, clicks, closes, conversions, conversion_value
             FROM \(table) WHERE site_id = \(siteId) AND bucket BETWEEN \(buckets.lowerBound) AND \(buckets.upperBound)
@@ -111,7 +113,7 @@ struct SQLAnalyticsReader: AnalyticsReader {
     }
 
     func uniques(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> [UniqueFact] {
-        let rows = try await database.query(
+        let rows = try await database.read(
             "SELECT day, scope, visitors FROM \(T.uniquesDay) WHERE site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound)",
             scope: .organization(organizationId)
         )
@@ -219,7 +221,7 @@ struct SQLAnalyticsReader: AnalyticsReader {
     }
 
     func cohorts(siteId: UUID, organizationId: UUID, weeks: ClosedRange<Int>) async throws -> [CohortFact] {
-        let rows = try await database.query(
+        let rows = try await database.read(
             """
             SELECT cohort_week, week_index, new_visitors, conversions, conversion_value FROM \(T.cohorts)
             WHERE site_id = \(siteId) AND cohort_week BETWEEN \(weeks.lowerBound) AND \(weeks.upperBound)
@@ -235,7 +237,7 @@ struct SQLAnalyticsReader: AnalyticsReader {
     }
 
     func conversions(siteId: UUID, organizationId: UUID, millis: ClosedRange<Int64>) async throws -> [ConversionFact] {
-        let rows = try await database.query(
+        let rows = try await database.read(
             """
             SELECT at_ms, day, goal, value, notification_id, variant_id, previous_conversion_at, touches FROM \(T.conversions)
             WHERE site_id = \(siteId) AND at_ms BETWEEN \(millis.lowerBound) AND \(millis.upperBound) ORDER BY at_ms, id
@@ -254,7 +256,7 @@ struct SQLAnalyticsReader: AnalyticsReader {
     }
 
     func experiments(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> [ExperimentFact] {
-        let rows = try await database.query(
+        let rows = try await database.read(
             """
             SELECT notification_id, variant_id, SUM(exposures) AS exposures, SUM(conversions) AS conversions FROM \(T.experimentsDay)
             WHERE site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound)
@@ -273,7 +275,7 @@ struct SQLAnalyticsReader: AnalyticsReader {
     /// Days whose rollup counts every conversion of the day are read from it; the others (conversions kept before the
     /// rollup existed) are credited from their raw rows, by the same rule.
     func keptAttribution(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> AttributionTally? {
-        try await database.transaction(.organization(organizationId)) { tx in
+        try await database.read(.organization(organizationId)) { tx in
             let range: SQL = "site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound)"
             var conversionsPerDay: [Int: Int] = [:]
             for row in try await tx.query("SELECT day, COUNT(*) AS n FROM \(T.conversions) WHERE \(range) GROUP BY day") {
@@ -327,7 +329,7 @@ struct SQLAnalyticsReader: AnalyticsReader {
     }
 
     func bots(siteId: UUID, organizationId: UUID, days: ClosedRange<Int>) async throws -> Int {
-        let row = try await database.query(
+        let row = try await database.read(
             "SELECT SUM(beacons) AS n FROM \(T.botsDay) WHERE site_id = \(siteId) AND day BETWEEN \(days.lowerBound) AND \(days.upperBound)",
             scope: .organization(organizationId)
         ).first
