@@ -110,16 +110,23 @@ PY
 lag() { # $1 store, $2 sqlite path or postgres url
   if [ "$1" = sqlite ]; then
     python3 - "$2" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
-worst = 0
-for group in ("analytics.beacons", "billing.impressions"):
-    row = db.execute("SELECT position_seq FROM bus_subscriptions WHERE group_name=?", (group,)).fetchone()
-    if row is None:
-        continue
-    n = db.execute("SELECT COUNT(*) FROM bus_events WHERE type='widget.beacons_recorded' AND seq > ?", (row[0],)).fetchone()[0]
-    worst = max(worst, n)
-print(worst)
+import sqlite3, sys, time
+# A read-only open can fail for a moment while Herald's checkpoint truncates the WAL: try again rather than lose the
+# sample.
+for attempt in range(5):
+    try:
+        db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
+        worst = 0
+        for group in ("analytics.beacons", "billing.impressions"):
+            row = db.execute("SELECT position_seq FROM bus_subscriptions WHERE group_name=?", (group,)).fetchone()
+            if row is None:
+                continue
+            n = db.execute("SELECT COUNT(*) FROM bus_events WHERE type='widget.beacons_recorded' AND seq > ?", (row[0],)).fetchone()[0]
+            worst = max(worst, n)
+        print(worst)
+        break
+    except sqlite3.OperationalError:
+        time.sleep(0.2)
 PY
   else
     psql "$2" -qAt -c "SELECT COALESCE(MAX(n), 0) FROM (SELECT (SELECT COUNT(*) FROM bus.events e WHERE e.type='widget.beacons_recorded' AND (e.tx_id, e.seq) > (s.position_tx, s.position_seq)) AS n FROM bus.subscriptions s WHERE s.group_name IN ('analytics.beacons', 'billing.impressions')) lags"
