@@ -111,7 +111,7 @@ lag() { # $1 store, $2 sqlite path or postgres url
   if [ "$1" = sqlite ]; then
     python3 - "$2" <<'PY'
 import sqlite3, sys, time
-# A read-only open can fail for a moment while Herald's checkpoint truncates the WAL: try again rather than lose the
+# A read-only open fails now and then ('unable to open database file') while Herald writes: try again rather than lose the
 # sample.
 for attempt in range(5):
     try:
