@@ -21,10 +21,15 @@ SHOP = "acme.myshopify.com"
 
 
 
+def a_day_ago(layout):
+    # Orders of yesterday: the feed hides activities older than a week, so a fixed date would expire.
+    return time.strftime(layout, time.gmtime(time.time() - 86_400))
+
+
 def shopify_order(order_id, first="Sarah", city="Austin", title="Blue Hoodie"):
     # The documented orders/create webhook body, trimmed to the fields that matter plus some noise.
     return {"id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}", "email": "sarah@example.com",
-            "created_at": "2026-11-29T10:00:00-05:00", "currency": "USD", "total_price": "49.00",
+            "created_at": a_day_ago("%Y-%m-%dT%H:%M:%S+00:00"), "currency": "USD", "total_price": "49.00",
             "customer": {"id": 42, "email": "sarah@example.com", "first_name": first, "last_name": "Connor"},
             "billing_address": {"first_name": first, "last_name": "Connor", "city": city, "province": "Texas", "country": "United States",
                                 "country_code": "US", "province_code": "TX"},
@@ -32,7 +37,7 @@ def shopify_order(order_id, first="Sarah", city="Austin", title="Blue Hoodie"):
 
 
 def woo_order(order_id, first="Luis", city="Madrid", name="Red Scarf"):
-    return {"id": order_id, "status": "processing", "date_created_gmt": "2026-11-29T09:00:00",
+    return {"id": order_id, "status": "processing", "date_created_gmt": a_day_ago("%Y-%m-%dT%H:%M:%S"),
             "billing": {"first_name": first, "last_name": "García", "email": "luis@example.com", "city": city, "state": "M", "country": "ES"},
             "shipping": {"first_name": first, "city": city, "country": "ES"},
             "line_items": [{"id": 3, "name": name, "product_id": 99, "quantity": 1}]}
