@@ -60,6 +60,9 @@ import Testing
             #expect(store == .postgres ? capacity >= 1 : capacity == 1)
             #expect(after.value("herald_db_pool_connections", ["state": "in_use"]) != nil)
             #expect(after.value("herald_build_info", [:]) == 1)
+            // Every family says what it counts, those recorded through swift-metrics too.
+            let undescribed = after.families.subtracting(after.described)
+            #expect(undescribed.isEmpty, "families without help: \(undescribed.sorted())")
             // The backlog is read from the bus at scrape time; a busy machine may make one scrape miss it, and says so.
             try await eventually("a scrape with the bus's backlog") {
                 let scrape = Exposition(try await client.call(.get, "/metrics", headers: auth).text)
@@ -96,9 +99,16 @@ import Testing
 struct Exposition {
     var samples: [(name: String, labels: [String: String], value: Double)] = []
     var families: Set<String> = []
+    /// The families with a `# HELP` line.
+    var described: Set<String> = []
 
     init(_ text: String) {
         for line in text.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") {
+                let parts = line.split(separator: " ")
+                if parts.count >= 4 { described.insert(String(parts[2])) }
+                continue
+            }
             if line.hasPrefix("# TYPE ") {
                 let parts = line.split(separator: " ")
                 if parts.count >= 3 { families.insert(String(parts[2])) }
