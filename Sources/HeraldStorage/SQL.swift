@@ -180,9 +180,7 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
                     text.append(UInt8(ascii: "?"))
                 }
             case .arrays(let columns):
-                Self.renderUnnest(
-                    columns.map { ($0.hasValues ? $0.element : nil, $0.finished) }, rowCount: columns.first?.count ?? 0, text: &text,
-                    binds: &binds)
+                Self.renderUnnest(columns.map { $0.hasValues ? $0 : nil }, rowCount: columns.first?.count ?? 0, text: &text, binds: &binds)
             case .rows(let rows):
                 if dialect == .postgres, let columns = Self.arrayColumns(rows) {
                     Self.renderUnnest(columns, rowCount: rows.count, text: &text, binds: &binds)
@@ -210,74 +208,25 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         return (String(decoding: text, as: UTF8.self), binds)
     }
 
-    /// Each column's PostgreSQL element type and its values as a binary array, or nil when a column holds values this
-    /// rendering does not take (documents, bytes, or mixed kinds): such rows are rendered as `VALUES`. A column of
-    /// NULLs only has no type.
-    static func arrayColumns(_ rows: [[SQLValue]]) -> [(type: SQLArrayElement?, array: ByteBuffer)]? {
+    /// Each column's values as a binary array (nil for a column of NULLs only, which has no type), or nil when a
+    /// column holds values this rendering does not take (documents, bytes, mixed kinds, or text PostgreSQL cannot
+    /// store, which the `VALUES` way refuses with a 422): such rows are rendered as `VALUES`.
+    static func arrayColumns(_ rows: [[SQLValue]]) -> [SQLArrayColumn?]? {
         guard let width = rows.first?.count, width > 0 else { return nil }
-        var columns: [(type: SQLArrayElement?, array: ByteBuffer)] = []
+        var columns: [SQLArrayColumn?] = []
         columns.reserveCapacity(width)
         for column in 0..<width {
-            var type: SQLArrayElement?
-            var hasNull = false
-            // array_send's layout: dimensions, a has-nulls flag, the element type, each dimension's length and lower
-            // bound, then the elements, each a 4-byte length (-1 for NULL) and its binary value. The flag and the type
-            // are filled in once the elements are known.
-            var size = 20
-            for row in rows {
-                switch row[column] {
-                case .null: size += 4
-                case .text(let string): size += 4 + string.utf8.count
-                case .uuid: size += 20
-                case .bool: size += 5
-                default: size += 12
-                }
-            }
-            var array = ByteBuffer()
-            array.reserveCapacity(size)
-            array.writeMultipleIntegers(Int32(1), Int32(0), UInt32(0), Int32(rows.count), Int32(1))
-            for row in rows {
-                let kind: SQLArrayElement
-                switch row[column] {
-                case .null:
-                    hasNull = true
-                    array.writeInteger(Int32(-1))
-                    continue
-                case .int(let number):
-                    kind = .int8
-                    array.writeMultipleIntegers(Int32(8), number)
-                case .double(let number):
-                    kind = .float8
-                    array.writeMultipleIntegers(Int32(8), number.bitPattern)
-                case .bool(let flag):
-                    kind = .bool
-                    array.writeMultipleIntegers(Int32(1), UInt8(flag ? 1 : 0))
-                case .uuid(let uuid):
-                    kind = .uuid
-                    array.writeInteger(Int32(16))
-                    withUnsafeBytes(of: uuid.uuid) { _ = array.writeBytes($0) }
-                case .text(let string):
-                    // Text PostgreSQL cannot store goes the VALUES way, whose check refuses it with a 422.
-                    if SQLValue.hasNUL(string) { return nil }
-                    kind = .text
-                    array.writeInteger(Int32(string.utf8.count))
-                    array.writeString(string)
-                case .date(let date):
-                    kind = .timestamptz
-                    array.writeMultipleIntegers(Int32(8), date.unixMicroseconds - postgresEpochMicroseconds)
-                case .json, .bytes, .binaryArray:
-                    return nil
-                }
-                if let type, type != kind { return nil }
-                type = kind
-            }
-            guard let type else {
-                columns.append((nil, ByteBuffer()))
+            guard let first = rows.first(where: { $0[column] != .null }) else {
+                columns.append(nil)
                 continue
             }
-            array.setInteger(Int32(hasNull ? 1 : 0), at: array.readerIndex + 4)
-            array.setInteger(type.oid, at: array.readerIndex + 8)
-            columns.append((type, array))
+            guard let element = first[column].arrayElement else { return nil }
+            var array = SQLArrayColumn(element, capacity: rows.count)
+            for row in rows {
+                guard array.append(row[column]) else { return nil }
+            }
+            guard !array.hasUnstorableText else { return nil }
+            columns.append(array)
         }
         return columns
     }
@@ -287,17 +236,18 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
 
     /// `SELECT u.c0, NULL, u.c2 … FROM unnest($1::uuid[], $3::text[] …) AS u(c0, c2 …)`: a column of NULLs only is
     /// a `NULL`, which takes the target column's type.
-    static func renderUnnest(_ columns: [(type: SQLArrayElement?, array: ByteBuffer)], rowCount: Int, text: inout [UInt8], binds: inout [SQLValue]) {
+    static func renderUnnest(_ columns: [SQLArrayColumn?], rowCount: Int, text: inout [UInt8], binds: inout [SQLValue]) {
         var select: [UInt8] = Array("SELECT ".utf8)
         var arrays: [UInt8] = Array(" FROM unnest(".utf8)
         var names: [UInt8] = Array(") AS u(".utf8)
         var typed = 0
         for (index, column) in columns.enumerated() {
             if index > 0 { select.append(contentsOf: ", ".utf8) }
-            guard let type = column.type else {
+            guard let column else {
                 select.append(contentsOf: "NULL".utf8)
                 continue
             }
+            let type = column.element
             if typed > 0 {
                 arrays.append(contentsOf: ", ".utf8)
                 names.append(contentsOf: ", ".utf8)
@@ -305,7 +255,7 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
             typed += 1
             select.append(contentsOf: "u.c".utf8)
             appendDecimal(index, to: &select)
-            binds.append(.binaryArray(elementType: type, bytes: column.array))
+            binds.append(.binaryArray(elementType: type, bytes: column.bytes))
             arrays.append(UInt8(ascii: "$"))
             appendDecimal(binds.count, to: &arrays)
             arrays.append(contentsOf: "::".utf8)
@@ -463,33 +413,38 @@ extension SQL {
     }
 }
 
-/// One column of a PostgreSQL multi-row insert, appended value by value straight into the binary array format
-/// (`array_send`'s layout) that ``SQL/Fragment/rows(_:)`` builds from rows. Each value is one write of its length
-/// and bytes; the array's header is put in front once, when the statement is rendered.
+/// One column of a PostgreSQL multi-row insert, appended value by value straight into PostgreSQL's binary array
+/// format (`array_send`'s layout), whether the rows come as ``SQLValue``s (``SQL/Fragment/rows(_:)``) or column by
+/// column (``SQL/insert(into:columns:arrays:suffix:)``). The header is kept current as values come, so the array is
+/// bound as it stands, without a copy.
 public struct SQLArrayColumn: Sendable {
     public let element: SQLArrayElement
     public private(set) var count = 0
-    private var hasNull = false
     /// Whether a value is not NULL: a column of NULLs only renders as a plain `NULL`.
     public private(set) var hasValues = false
     /// Text with U+0000, which PostgreSQL cannot store: the caller must take the rows path, whose check refuses it.
     public private(set) var hasUnstorableText = false
-    /// The elements, each a 4-byte big-endian length (-1 for NULL) and its bytes.
-    private var elements: ByteBuffer
+    private var hasNull = false
+    /// Dimensions (1), the has-nulls flag, the element type, the length and the lower bound (1), then the elements,
+    /// each a 4-byte big-endian length (-1 for NULL) and its bytes.
+    public private(set) var bytes: ByteBuffer
 
     public init(_ element: SQLArrayElement, capacity: Int, bytesPerValue: Int = 16) {
         self.element = element
-        elements = ByteBuffer()
-        elements.reserveCapacity(capacity * (4 + bytesPerValue))
+        bytes = ByteBuffer()
+        bytes.reserveCapacity(Self.headerSize + capacity * (4 + bytesPerValue))
+        bytes.writeMultipleIntegers(Int32(1), Int32(0), element.oid, Int32(0), Int32(1))
     }
 
+    private static let headerSize = 20
+
     public mutating func appendNull() {
-        count += 1
-        hasNull = true
-        elements.writeWithUnsafeMutableBytes(minimumWritableBytes: 4) { target in
-            target.storeBytes(of: Int32(-1).bigEndian, as: Int32.self)
-            return 4
+        if !hasNull {
+            hasNull = true
+            bytes.setInteger(Int32(1), at: bytes.readerIndex + 4)
         }
+        counted()
+        bytes.writeInteger(Int32(-1))
     }
 
     public mutating func append(_ value: Int64?) {
@@ -513,11 +468,11 @@ public struct SQLArrayColumn: Sendable {
     public mutating func append(_ value: String?) {
         guard var value else { return appendNull() }
         precondition(element == .text)
-        count += 1
+        counted()
         hasValues = true
         value.withUTF8 { utf8 in
             if let start = utf8.baseAddress, memchr(start, 0, utf8.count) != nil { hasUnstorableText = true }
-            elements.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + utf8.count) { target in
+            bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + utf8.count) { target in
                 target.storeBytes(of: Int32(utf8.count).bigEndian, as: Int32.self)
                 if !utf8.isEmpty { UnsafeMutableRawBufferPointer(rebasing: target[4...]).copyMemory(from: UnsafeRawBufferPointer(utf8)) }
                 return 4 + utf8.count
@@ -525,25 +480,51 @@ public struct SQLArrayColumn: Sendable {
         }
     }
 
+    /// Appends a value of the column's kind, or NULL; false for a value of another kind (nothing is appended).
+    public mutating func append(_ value: SQLValue) -> Bool {
+        switch (value, element) {
+        case (.null, _): appendNull()
+        case (.int(let number), .int8): append(number)
+        case (.double(let number), .float8): append(number)
+        case (.bool(let flag), .bool): appendFixed(UInt8(flag ? 1 : 0))
+        case (.uuid(let uuid), .uuid): append(uuid)
+        case (.text(let string), .text): append(string)
+        case (.date(let date), .timestamptz): appendFixed((date.unixMicroseconds - SQL.postgresEpochMicroseconds).bigEndian)
+        default: return false
+        }
+        return true
+    }
+
+    /// One more element: the header's length follows.
+    private mutating func counted() {
+        count += 1
+        bytes.setInteger(Int32(count), at: bytes.readerIndex + 12)
+    }
+
     /// A value of fixed size, already in network byte order: its length and bytes in one write.
     private mutating func appendFixed<T>(_ value: T) {
-        count += 1
+        counted()
         hasValues = true
         let size = MemoryLayout<T>.size
-        elements.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + size) { target in
+        bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + size) { target in
             target.storeBytes(of: Int32(size).bigEndian, as: Int32.self)
             withUnsafeBytes(of: value) { UnsafeMutableRawBufferPointer(rebasing: target[4..<(4 + size)]).copyMemory(from: $0) }
             return 4 + size
         }
     }
+}
 
-    /// The array in PostgreSQL's binary format: dimensions, the has-nulls flag, the element type, the length and lower
-    /// bound, then the elements.
-    var finished: ByteBuffer {
-        var array = ByteBuffer()
-        array.reserveCapacity(20 + elements.readableBytes)
-        array.writeMultipleIntegers(Int32(1), Int32(hasNull ? 1 : 0), element.oid, Int32(count), Int32(1))
-        array.writeImmutableBuffer(elements)
-        return array
+extension SQLValue {
+    /// The binary array element a value of this kind goes in; nil for NULL and for what arrays do not take.
+    var arrayElement: SQLArrayElement? {
+        switch self {
+        case .int: .int8
+        case .double: .float8
+        case .bool: .bool
+        case .uuid: .uuid
+        case .text: .text
+        case .date: .timestamptz
+        case .null, .json, .bytes, .binaryArray: nil
+        }
     }
 }
