@@ -234,37 +234,12 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
     /// 2000-01-01T00:00:00Z in Unix microseconds: PostgreSQL's epoch for timestamps.
     static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
 
-    /// `SELECT u.c0, NULL, u.c2 … FROM unnest($1::uuid[], $3::text[] …) AS u(c0, c2 …)`: a column of NULLs only is
-    /// a `NULL`, which takes the target column's type.
+    /// `SELECT unnest($1::uuid[]), NULL, unnest($2::text[]) …`: a column of NULLs only is a `NULL`, which takes the
+    /// target column's type. The arrays are unnested in the select list, where PostgreSQL steps through them
+    /// together, and not as `FROM unnest(a, b, …)`, which first copies each array into a tuple store of its own:
+    /// measured on the 28 raw event columns, 3 ms against 15 ms for 5,000 rows, a fifth of the whole insert.
     static func renderUnnest(_ columns: [SQLArrayColumn?], rowCount: Int, text: inout [UInt8], binds: inout [SQLValue]) {
-        var select: [UInt8] = Array("SELECT ".utf8)
-        var arrays: [UInt8] = Array(" FROM unnest(".utf8)
-        var names: [UInt8] = Array(") AS u(".utf8)
-        var typed = 0
-        for (index, column) in columns.enumerated() {
-            if index > 0 { select.append(contentsOf: ", ".utf8) }
-            guard let column else {
-                select.append(contentsOf: "NULL".utf8)
-                continue
-            }
-            let type = column.element
-            if typed > 0 {
-                arrays.append(contentsOf: ", ".utf8)
-                names.append(contentsOf: ", ".utf8)
-            }
-            typed += 1
-            select.append(contentsOf: "u.c".utf8)
-            appendDecimal(index, to: &select)
-            binds.append(.binaryArray(elementType: type, bytes: column.bytes))
-            arrays.append(UInt8(ascii: "$"))
-            appendDecimal(binds.count, to: &arrays)
-            arrays.append(contentsOf: "::".utf8)
-            arrays.append(contentsOf: type.rawValue.utf8)
-            arrays.append(contentsOf: "[]".utf8)
-            names.append(contentsOf: "c".utf8)
-            appendDecimal(index, to: &names)
-        }
-        if typed == 0 {
+        guard columns.contains(where: { $0 != nil }) else {
             // Every value NULL: a VALUES list of NULL rows says it plainly.
             text.append(contentsOf: "VALUES ".utf8)
             for row in 0..<rowCount {
@@ -275,10 +250,20 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
             }
             return
         }
-        text.append(contentsOf: select)
-        text.append(contentsOf: arrays)
-        text.append(contentsOf: names)
-        text.append(UInt8(ascii: ")"))
+        text.append(contentsOf: "SELECT ".utf8)
+        for (index, column) in columns.enumerated() {
+            if index > 0 { text.append(contentsOf: ", ".utf8) }
+            guard let column else {
+                text.append(contentsOf: "NULL".utf8)
+                continue
+            }
+            binds.append(.binaryArray(elementType: column.element, bytes: column.bytes))
+            text.append(contentsOf: "unnest($".utf8)
+            appendDecimal(binds.count, to: &text)
+            text.append(contentsOf: "::".utf8)
+            text.append(contentsOf: column.element.rawValue.utf8)
+            text.append(contentsOf: "[])".utf8)
+        }
     }
 
     static func appendDecimal(_ number: Int, to text: inout [UInt8]) {
