@@ -103,14 +103,18 @@ export HERALD_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
 export HERALD_TEST_REQUIRE_CLICKHOUSE=1
 
 # --- Redis ------------------------------------------------------------------------------------
-# Debian's redis-server (7.0): one server with a password, and one on TLS only that requires a client certificate.
+# Debian's redis-server (7.0): one server with a password, one on TLS only that requires a client certificate, and one
+# that a test pauses.
 # shellcheck source=lib/redis.sh
 source scripts/lib/redis.sh
-log "starting throwaway Redis servers (plain and mutual TLS)"
+log "starting throwaway Redis servers (plain, mutual TLS, and one to pause)"
 ensure_redis_installed
 start_redis "$WORK/redis"
 start_redis_tls "$WORK/redis-tls"
+start_redis_pausable "$WORK/redis-pausable"
 export HERALD_TEST_REDIS_URL="$REDIS_URL"
+# CLIENT PAUSE … WRITE makes it a Redis that stops answering, without stalling the other tests' servers.
+export HERALD_TEST_REDIS_PAUSABLE_URL="$REDIS_PAUSABLE_URL"
 export HERALD_TEST_REDIS_TLS_URL="$REDIS_TLS_URL"
 export HERALD_TEST_REDIS_TLS_DIR="$REDIS_TLS_DIR"
 

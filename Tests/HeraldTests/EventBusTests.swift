@@ -381,6 +381,57 @@ struct EventBusTests {
         }
     }
 
+    /// The same against a real Redis that stops answering writes: `CLIENT PAUSE … WRITE` holds the XADD (on a server
+    /// of this test's own, so the suite's other Redis tests do not stall). The batch goes to the outbox within the
+    /// durable-add timeout, long before the pause ends; the timed-out connection is closed, so once Redis answers
+    /// again the next batch goes to its stream on a fresh connection and no reply is read as another command's.
+    @Test func eventsAPausedRedisDoesNotTakeAreKeptInTheOutboxAndTheNextGoToRedis() async throws {
+        guard let url = ProcessInfo.processInfo.environment["HERALD_TEST_REDIS_PAUSABLE_URL"], !url.isEmpty else {
+            precondition(
+                ProcessInfo.processInfo.environment["HERALD_TEST_REQUIRE_SERVERS"] != "1", "HERALD_TEST_REDIS_PAUSABLE_URL is required")
+            return
+        }
+        let environment = try await TestEnvironment.make(.sqlite)
+        let admin = RedisClient(configuration: try RedisConfiguration(url: url), logger: testLogger)
+        try await environment.withDatabase { database in
+            let local = DatabaseEventBus(database: database, logger: testLogger)
+            let client = RedisClient(configuration: try RedisConfiguration(url: url + "?timeout=60"), logger: testLogger)
+            var options = RedisEventBus.Options()
+            options.durableAddTimeout = .milliseconds(300)
+            options.prefix = "paused-\(UUID().uuidString.prefix(8)):"
+            let bus = RedisEventBus(redis: client, local: local, options: options, logger: testLogger)
+            func outbox() async throws -> [UUID] {
+                try await database.query("SELECT id FROM \(Table("bus", "events")) WHERE type = \(Pinged.eventType)").map { try $0.get("id") }
+            }
+            // A connection made before the pause, as in a running server.
+            try await bus.publishDurably([try EventEnvelope(Pinged(number: 0), organizationId: nil)])
+            #expect(try await outbox().isEmpty)
+
+            _ = try await admin.send(["CLIENT", "PAUSE", "4000", "WRITE"])
+            let held = try EventEnvelope(Pinged(number: 1), organizationId: nil)
+            let started = ContinuousClock.now
+            try await bus.publishDurably([held])
+            let waited = ContinuousClock.now - started
+            #expect(waited < .seconds(3), "the batch waited \(waited), as long as the pause, not the durable-add timeout")
+            #expect(try await outbox() == [held.id])
+
+            _ = try await admin.send(["CLIENT", "UNPAUSE"])
+            let next = try EventEnvelope(Pinged(number: 2), organizationId: nil)
+            try await bus.publishDurably([next])
+            #expect(try await outbox() == [held.id], "Redis answers again: the next batch goes to its stream")
+            // Every bulk string of the stream's entries: ids, field names and values.
+            func strings(_ value: RESPValue) -> [String] {
+                switch value {
+                case .bulkString(let bytes): [String(decoding: bytes, as: UTF8.self)]
+                case .array(let values): values.flatMap(strings)
+                default: []
+                }
+            }
+            let stream = strings(try await admin.send(["XRANGE", .string(options.prefix + "events"), "-", "+"]))
+            #expect(stream.contains(next.id.lowercased), "the next batch is in the stream: \(stream)")
+        }
+    }
+
     /// A shutdown in the middle of an event hands it back: the handler's transaction rolls back (nothing half
     /// applied), the event stays in the log (or pending on Redis), and the next consumer of the group applies it once.
     @Test(arguments: BusCase.available)

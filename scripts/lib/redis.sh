@@ -83,7 +83,20 @@ start_redis_tls() { # workdir
   export REDIS_TLS_URL="rediss://:$REDIS_PASSWORD@127.0.0.1:$REDIS_TLS_PORT/0?ca=$d/ca.pem&cert=$d/client.pem&key=$d/client.key"
 }
 
+start_redis_pausable() { # workdir: a plain server without persistence or password, for a test that pauses it
+  local d=$1
+  mkdir -p "$d"
+  REDIS_PAUSABLE_PORT=$(_redis_free_port)
+  redis-server --bind 127.0.0.1 --port "$REDIS_PAUSABLE_PORT" --save '' --appendonly no --dir "$d" --logfile "$d/redis.log" \
+    --daemonize no >/dev/null 2>&1 &
+  REDIS_PAUSABLE_PID=$!
+  export REDIS_PAUSABLE_PID
+  _redis_wait "$REDIS_PAUSABLE_PORT"
+  export REDIS_PAUSABLE_URL="redis://127.0.0.1:$REDIS_PAUSABLE_PORT/0"
+}
+
 stop_redis() {
   [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
   [ -n "${REDIS_TLS_PID:-}" ] && kill "$REDIS_TLS_PID" 2>/dev/null || true
+  [ -n "${REDIS_PAUSABLE_PID:-}" ] && kill "$REDIS_PAUSABLE_PID" 2>/dev/null || true
 }
