@@ -243,6 +243,29 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     assert got[0] == 200 and got[1].startswith("text/csv") and "impressions" in got[2].lower(), got[:2]
     WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.XPATH, "//h3[.='Recent exports']/following::table[1]//a[contains(@class, 'download')]"))
     check_page(d, "analytics-export")
+
+    # A scheduled report: an address that is not one is refused in words and nothing is scheduled; good ones are
+    # listed with the schedule and the next sending; deleting it (after the confirmation) takes it off the list.
+    set_field(d, "Title", "Weekly summary")
+    set_field(d, "Recipients", "owner@example.com, not-an-address")
+    click(d, "Schedule")
+    WebDriverWait(d, 10).until(lambda drv: "recipients.1" in drv.find_element(By.ID, "flash").text)
+    expected_errors(d, "/scheduled-reports", 422)
+    assert not d.find_elements(By.XPATH, "//td[normalize-space()='Weekly summary']")
+    set_field(d, "Recipients", "owner@example.com, team@example.com")
+    click(d, "Schedule")
+    scheduled = "//h3[.='Scheduled']/following::table[1]//tr[td[normalize-space()='Weekly summary']]"
+    row = WebDriverWait(d, 10).until(lambda drv: (drv.find_elements(By.XPATH, scheduled) or [None])[0])
+    assert "team@example.com" in row.text and "Weekly, Mondays at 08:00" in row.text and "not yet" in row.text, row.text
+    listed = d.execute_async_script("const done = arguments[arguments.length - 1];"
+                                    "fetch('/sites/' + location.hash.split('/')[2] + '/analytics/scheduled-reports', {credentials: 'same-origin'})"
+                                    ".then(r => r.json()).then(done)")
+    assert [(r["name"], r["recipients"]) for r in listed["items"]] == [("Weekly summary", ["owner@example.com", "team@example.com"])], listed
+    check_page(d, "analytics-scheduled")
+    row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
+    WebDriverWait(d, 5).until(EC.alert_is_present())
+    d.switch_to.alert.accept()
+    WebDriverWait(d, 10).until(lambda drv: not drv.find_elements(By.XPATH, scheduled))
     d.set_window_size(390, 844)
     wide = d.execute_script("return Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table')).map(e => e.tagName + '.' + e.className).slice(0, 5)")
     assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), wide
@@ -336,6 +359,15 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     d.set_window_size(390, 844)
     assert wait_for(lambda: d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), timeout=5)
     shot(d, "notification-editor-phone")
+    # The analytics page offers a viewer the list of scheduled reports, not the form or the buttons that change them.
+    d.set_window_size(1280, 1000)
+    click(d, "Back to Main store")
+    heading(d, "Main store")
+    click(d, "All analytics: A/B tests, funnel, exports, any period")
+    heading(d, "Analytics")
+    WebDriverWait(d, 15).until(lambda drv: drv.find_elements(By.XPATH, "//h3[.='Scheduled']/following::table[1]"))
+    assert not d.find_elements(By.XPATH, "//button[normalize-space()='Schedule' or normalize-space()='Send now' or normalize-space()='Delete']")
+    check_page(d, "analytics-viewer")
 
 
 def test_cookie_session_needs_its_csrf_token(server):

@@ -373,6 +373,9 @@
 
   function analyticsPage(siteId) {
     return api("GET", "/sites/" + siteId).then(function (site) {
+      return siteRole(site).then(function (role) { return [site, role]; });
+    }).then(function (r) {
+      var site = r[0], canEdit = r[1] !== "viewer";
       var period = { from: "", to: "" };
       var reports = h("div", { class: "reports" });
       var exportsBox = h("div", { "aria-live": "polite" });
@@ -441,11 +444,66 @@
         }, function (e) { if (e !== STALE) flash(e.message, "error"); });
       }
 
+      // Scheduled reports: emailed on their schedule in the site's time zone; the list says when each goes next and
+      // how the last sending went, and "Send now" sends the last complete period at once (a test of the addresses).
+      var scheduled = "/sites/" + siteId + "/analytics/scheduled-reports";
+      var schedulesBox = h("div", { "aria-live": "polite" });
+      var scheduleForm = submit(h("form", { "aria-label": "New scheduled report" },
+        field("Title", "schedule-name", "text", { maxlength: "100" }),
+        field("Send", "schedule-report", "select", { options: [["summary", "Summary"], ["ab-tests", "A/B tests"], ["funnels", "Funnel"], ["cohorts", "Cohorts"], ["attribution", "Attribution"]] }),
+        field("As", "schedule-format", "select", { options: [["pdf", "PDF"], ["csv", "CSV"]] }),
+        field("Every", "schedule-frequency", "select", { options: [["weekly", "week, on Mondays"], ["daily", "day"], ["monthly", "month, on the 1st"]] }),
+        field("At hour (0–23, " + site.timezone + ")", "schedule-hour", "number", { min: "0", max: "23", value: "8" }),
+        field("Recipients (email addresses, separated by commas)", "schedule-recipients", "text"),
+        h("button", { type: "submit" }, "Schedule")), function (v) {
+        var body = {
+          name: v["schedule-name"], report: v["schedule-report"], format: v["schedule-format"], frequency: v["schedule-frequency"],
+          recipients: v["schedule-recipients"].split(/[,;\s]+/).filter(Boolean)
+        };
+        if (v["schedule-hour"] !== "") body.hour = Number(v["schedule-hour"]);
+        return api("POST", scheduled, body).then(function (r) {
+          scheduleForm.reset();
+          flash("Scheduled: “" + r.name + "” goes out next on " + when(r.nextRunAt) + ".", "info");
+          return listSchedules();
+        });
+      });
+      var WEEKDAYS = ["", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"];
+      function scheduleText(r) {
+        var at = (r.hour < 10 ? "0" : "") + r.hour + ":00";
+        if (r.frequency === "daily") return "Daily at " + at;
+        if (r.frequency === "weekly") return "Weekly, " + WEEKDAYS[r.weekday] + " at " + at;
+        return "Monthly, on day " + r.monthDay + " at " + at;
+      }
+      function listSchedules() {
+        return api("GET", scheduled).then(function (page) {
+          schedulesBox.textContent = "";
+          var headers = ["Title", "Report", "Schedule", "Recipients", "Next", "Last sent"].concat(canEdit ? ["Actions"] : []);
+          append(schedulesBox, table(headers, page.items.map(function (r) {
+            var cells = [r.name, r.report + " (" + r.format.toUpperCase() + ")", scheduleText(r), r.recipients.join(", "),
+              r.enabled ? when(r.nextRunAt) : "paused", r.lastRunAt ? when(r.lastRunAt) + " · " + (r.lastStatus || "") : "not yet"];
+            return canEdit ? cells.concat([h("div", { class: "row" },
+                h("button", { type: "button", class: "secondary", "aria-label": "Send “" + r.name + "” now", onclick: function () {
+                  guarded(api("POST", scheduled + "/" + r.id + "/send").then(function () {
+                    flash("Sending “" + r.name + "” for its last complete period.", "info");
+                  }));
+                } }, "Send now"),
+                h("button", { type: "button", class: "danger", "aria-label": "Delete “" + r.name + "”", onclick: function () {
+                  if (!window.confirm("Stop sending “" + r.name + "”?")) return;
+                  guarded(api("DELETE", scheduled + "/" + r.id).then(function () { flash("Deleted.", "info"); return listSchedules(); }));
+                } }, "Delete"))]) : cells;
+          })));
+        }, function (e) { if (e !== STALE) flash(e.message, "error"); });
+      }
+
       show("Analytics · " + site.name, h("p", null, h("a", { href: "#/sites/" + siteId }, "Back to " + site.name)), h("h1", null, "Analytics"),
         h("p", { class: "muted" }, site.name + " · days in " + site.timezone + "; without dates, the last 30 days."),
         rangeForm, reports,
-        h("h2", null, "Exports"), exportForm, jobBox, h("h3", null, "Recent exports"), exportsBox);
+        h("h2", null, "Exports"), exportForm, jobBox, h("h3", null, "Recent exports"), exportsBox,
+        h("h2", null, "Scheduled reports"),
+        h("p", { class: "hint" }, "Emailed on their schedule, each with the period just ended: the day before, the seven days before, or the month before."),
+        canEdit ? scheduleForm : null, h("h3", null, "Scheduled"), schedulesBox);
       listExports();
+      listSchedules();
       return load();
     });
   }
