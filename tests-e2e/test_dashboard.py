@@ -219,6 +219,14 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     assert steps[0] == "impression" and len(steps) == 4, steps
     assert int(funnel.find_elements(By.CSS_SELECTOR, "tbody tr td")[1].text) >= 1, funnel.text
     assert d.find_element(By.CSS_SELECTOR, "#funnel-title ~ figure svg title").get_attribute("textContent")
+    # Cohorts: a row per week of the period, the one visitor in the last (this week), no conversion yet; attribution:
+    # no conversion, said as 0.
+    cohorts = d.find_element(By.XPATH, "//h2[@id='cohorts-title']/following::table[1]")
+    cohort_rows = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in cohorts.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert [r[1] for r in cohort_rows] == ["0"] * (len(cohort_rows) - 1) + ["1"], cohorts.text
+    assert cohort_rows[-1][2] == "0 (0.0 %)" and set(cohort_rows[-1][3:]) <= {"–"}, cohorts.text
+    attribution = d.find_element(By.XPATH, "//h2[@id='attribution-title']/following::table[1]")
+    assert attribution.find_elements(By.CSS_SELECTOR, "tbody td")[0].text == "0", attribution.text
     check_page(d, "analytics")
 
     # A period the API refuses (more than 366 days) is said in words, and the shown reports stay.

@@ -383,14 +383,15 @@
       var rangeForm = h("form", { "aria-label": "Period", class: "row range", novalidate: true },
         field("From", "from", "date"), field("To", "to", "date"), h("button", { type: "submit" }, "Show"));
       append(reports, h("p", { class: "muted" }, "Loading…"));
-      // The reports of a period replace the shown ones only once all three have answered; a refused period (the
+      // The reports of a period replace the shown ones only once all five have answered; a refused period (the
       // API's words, such as a day too far back) leaves the shown ones in place.
       function load() {
         var base = "/sites/" + siteId + "/analytics";
-        return Promise.all([api("GET", base + query({ from: period.from, to: period.to, interval: "day" })), api("GET", base + "/ab-tests" + query(period)), api("GET", base + "/funnels" + query(period))])
+        return Promise.all([api("GET", base + query({ from: period.from, to: period.to, interval: "day" })), api("GET", base + "/ab-tests" + query(period)), api("GET", base + "/funnels" + query(period)),
+          api("GET", base + "/cohorts" + query(period)), api("GET", base + "/attribution" + query(period))])
           .then(function (r) {
             reports.textContent = "";
-            append(reports, [summarySection(r[0]), abSection(r[1], r[0]), funnelSection(r[2])]);
+            append(reports, [summarySection(r[0]), abSection(r[1], r[0]), funnelSection(r[2]), cohortSection(r[3]), attributionSection(r[4])]);
           });
       }
       submit(rangeForm, function (v) {
@@ -574,6 +575,50 @@
         h("figcaption", null, "Visitors at each step, and their share of the first step")),
       table(["Step", "Visitors", "Drop-off", "From the previous step", "From the first step"], f.steps.map(function (st) {
         return [st.name, String(st.visitors), String(st.dropOff), pct(st.conversionFromPrevious), pct(st.conversionFromFirst)];
+      })));
+  }
+
+  function credited(x) { return Number.isInteger(x) ? String(x) : x.toFixed(2); }
+  function amount(x) { return x.toFixed(2); }
+
+  // Cohorts: visitors by the week they first saw a notification, and their conversions in each week after.
+  function cohortSection(c) {
+    var width = c.cohorts.reduce(function (m, k) { return Math.max(m, k.weeks.reduce(function (n, w) { return Math.max(n, w.index + 1); }, 1)); }, 1);
+    var weeks = [];
+    for (var i = 0; i < width; i++) weeks.push(i === 0 ? "Week 0 (first)" : "Week " + i);
+    return h("section", { "aria-labelledby": "cohorts-title" }, h("h2", { id: "cohorts-title" }, "Cohorts"),
+      h("p", { class: "hint" }, "Visitors grouped by the week (from Monday) they first saw a notification, with their conversions in that week and each week after, " + c.from + " to " + c.to + "."),
+      table(["First seen, week of", "New visitors"].concat(weeks), c.cohorts.map(function (k) {
+        var byIndex = {};
+        k.weeks.forEach(function (w) { byIndex[w.index] = w; });
+        return [k.week, String(k.newVisitors)].concat(weeks.map(function (_, i) {
+          var w = byIndex[i];
+          return w ? w.conversions + " (" + pct(w.conversionsPerVisitor) + ")" : "–";
+        }));
+      })));
+  }
+
+  // Attribution: the period's conversions, and each notification's credit under the four models.
+  var MODELS = [["first_touch", "First touch"], ["last_touch", "Last touch"], ["linear", "Linear"], ["time_decay", "Time decay"]];
+  function attributionSection(a) {
+    var byNotification = {}, order = [];
+    a.models.forEach(function (m) {
+      m.notifications.forEach(function (n) {
+        if (!byNotification[n.notificationId]) { byNotification[n.notificationId] = { name: n.name || "(deleted notification)", credit: {} }; order.push(n.notificationId); }
+        byNotification[n.notificationId].credit[m.model] = n;
+      });
+    });
+    var t = a.conversions;
+    return h("section", { "aria-labelledby": "attribution-title" }, h("h2", { id: "attribution-title" }, "Attribution"),
+      h("p", { class: "hint" }, "Conversions credited to the notifications a visitor saw, hovered or clicked within " + a.windowDays + " days before converting (once per visitor per window; time decay halves every " + a.halfLifeDays + " days), " + a.from + " to " + a.to + "."),
+      table(["Conversions", "Attributed", "Unattributed", "Repeat within the window", "Attributed value"],
+        [[String(t.total), String(t.attributed), String(t.unattributed), String(t.repeatWithinWindow), amount(t.attributedValue)]]),
+      table(["Notification"].concat(MODELS.map(function (m) { return m[1] + ": conversions (value)"; })), order.map(function (id) {
+        var n = byNotification[id];
+        return [n.name].concat(MODELS.map(function (m) {
+          var c = n.credit[m[0]];
+          return c ? credited(c.conversions) + " (" + amount(c.value) + ")" : "–";
+        }));
       })));
   }
 
