@@ -239,6 +239,25 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     click(d, "Show")
     WebDriverWait(d, 10).until(lambda drv: drv.find_element(By.ID, "flash").text == "")
 
+    # Funnel steps of one's own: a step that is not one is refused in the API's words; two steps within an hour are
+    # drawn as asked, then the defaults come back with the fields emptied.
+    funnel_steps = lambda drv: drv.execute_script(  # read in one go: the reports are redrawn under the test's feet
+        "const t = document.querySelector('section[aria-labelledby=funnel-title] table');"
+        "return t ? Array.from(t.querySelectorAll('tbody tr')).map(r => r.cells[0].textContent) : [];")
+    set_field(d, "Funnel steps", "impression, bought")
+    click(d, "Show")
+    WebDriverWait(d, 10).until(lambda drv: "'bought' is not a step" in drv.find_element(By.ID, "flash").text)
+    expected_errors(d, "/analytics/funnels", 422)
+    set_field(d, "Funnel steps", "impression, click")
+    set_field(d, "Funnel window", "60")
+    click(d, "Show")
+    WebDriverWait(d, 10).until(lambda drv: funnel_steps(drv) == ["impression", "click"])
+    assert "within 60 minutes" in d.find_element(By.XPATH, "//h2[@id='funnel-title']/following::p[1]").text
+    set_field(d, "Funnel steps", "")
+    set_field(d, "Funnel window", "")
+    click(d, "Show")
+    WebDriverWait(d, 10).until(lambda drv: funnel_steps(drv) == ["impression", "hover", "click", "conversion"])
+
     # An export of the summary as CSV: its progress, then a link that downloads it with the cookie session.
     fill(d, "Report", "Summary")
     fill(d, "Format", "CSV")

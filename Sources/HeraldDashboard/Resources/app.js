@@ -376,19 +376,24 @@
       return siteRole(site).then(function (role) { return [site, role]; });
     }).then(function (r) {
       var site = r[0], canEdit = r[1] !== "viewer";
-      var period = { from: "", to: "" };
+      // The period, and the funnel's steps and window (empty: the API's defaults), as the reports were last read.
+      var period = { from: "", to: "", steps: "", window: "" };
       var reports = h("div", { class: "reports" });
       var exportsBox = h("div", { "aria-live": "polite" });
       var jobBox = h("div", { "aria-live": "polite" });
       var rangeForm = h("form", { "aria-label": "Period", class: "row range", novalidate: true },
-        field("From", "from", "date"), field("To", "to", "date"), h("button", { type: "submit" }, "Show"));
+        field("From", "from", "date"), field("To", "to", "date"),
+        field("Funnel steps", "steps", "text", { placeholder: "impression, hover, click, conversion" }),
+        field("Funnel window (minutes)", "window", "number", { min: "1", max: "1440", placeholder: "1440" }),
+        h("button", { type: "submit" }, "Show"));
+      function dates() { return { from: period.from, to: period.to }; }
       append(reports, h("p", { class: "muted" }, "Loading…"));
       // The reports of a period replace the shown ones only once all five have answered; a refused period (the
       // API's words, such as a day too far back) leaves the shown ones in place.
       function load() {
         var base = "/sites/" + siteId + "/analytics";
-        return Promise.all([api("GET", base + query({ from: period.from, to: period.to, interval: "day" })), api("GET", base + "/ab-tests" + query(period)), api("GET", base + "/funnels" + query(period)),
-          api("GET", base + "/cohorts" + query(period)), api("GET", base + "/attribution" + query(period))])
+        return Promise.all([api("GET", base + query({ from: period.from, to: period.to, interval: "day" })), api("GET", base + "/ab-tests" + query(dates())), api("GET", base + "/funnels" + query(period)),
+          api("GET", base + "/cohorts" + query(dates())), api("GET", base + "/attribution" + query(dates()))])
           .then(function (r) {
             reports.textContent = "";
             append(reports, [summarySection(r[0]), abSection(r[1], r[0]), funnelSection(r[2]), cohortSection(r[3]), attributionSection(r[4])]);
@@ -397,18 +402,20 @@
       submit(rangeForm, function (v) {
         if (v.from && v.to && v.from > v.to) throw new Error("The first day (From) must not be after the last day (To).");
         var before = period;
-        period = { from: v.from, to: v.to };
+        period = { from: v.from, to: v.to, steps: v.steps.split(",").map(function (x) { return x.trim(); }).filter(Boolean).join(","), window: v.window };
         return load().catch(function (e) { period = before; throw e; });
       });
 
       var exportForm = submit(h("form", { "aria-label": "New export" },
         field("Report", "report", "select", { options: [["summary", "Summary"], ["ab-tests", "A/B tests"], ["funnels", "Funnel"], ["cohorts", "Cohorts"], ["attribution", "Attribution"], ["events", "Raw events (CSV, at most 31 days)"]] }),
         field("Format", "format", "select", { options: [["csv", "CSV"], ["pdf", "PDF"]] }),
-        h("p", { class: "hint" }, "The export covers the period shown above."),
+        h("p", { class: "hint" }, "The export covers the period shown above (a funnel, also its steps and window)."),
         h("button", { type: "submit" }, "Export")), function (v) {
         var parameters = {};
         if (period.from) parameters.from = period.from;
         if (period.to) parameters.to = period.to;
+        if (v.report === "funnels" && period.steps) parameters.steps = period.steps;
+        if (v.report === "funnels" && period.window) parameters.window = period.window;
         return api("POST", "/sites/" + siteId + "/analytics/export", { report: v.report, format: v.format, parameters: parameters }).then(function (job) {
           follow(job);
           listExports();
