@@ -289,6 +289,14 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
                                     ".then(r => r.json()).then(done)")
     assert [(r["name"], r["recipients"]) for r in listed["items"]] == [("Weekly summary", ["owner@example.com", "team@example.com"])], listed
     check_page(d, "analytics-scheduled")
+    # Paused, it says so and offers to resume; the API agrees.
+    row.find_element(By.XPATH, ".//button[normalize-space()='Pause']").click()
+    row = WebDriverWait(d, 10).until(lambda drv: (drv.find_elements(By.XPATH, scheduled + "[td[normalize-space()='paused']]") or [None])[0])
+    assert row.find_elements(By.XPATH, ".//button[normalize-space()='Resume']"), row.text
+    paused = d.execute_async_script("const done = arguments[arguments.length - 1];"
+                                    "fetch('/sites/' + location.hash.split('/')[2] + '/analytics/scheduled-reports', {credentials: 'same-origin'})"
+                                    ".then(r => r.json()).then(done)")
+    assert [r["enabled"] for r in paused["items"]] == [False], paused
     row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
     WebDriverWait(d, 5).until(EC.alert_is_present())
     d.switch_to.alert.accept()

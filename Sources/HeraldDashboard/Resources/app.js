@@ -495,6 +495,12 @@
                     flash("Sending “" + r.name + "” for its last complete period.", "info");
                   }));
                 } }, "Send now"),
+                h("button", { type: "button", class: "secondary", "aria-label": (r.enabled ? "Pause “" : "Resume “") + r.name + "”", onclick: function () {
+                  guarded(api("PATCH", scheduled + "/" + r.id, { enabled: !r.enabled }).then(function (x) {
+                    flash(x.enabled ? "Resumed: “" + x.name + "” goes out next on " + when(x.nextRunAt) + "." : "Paused: “" + x.name + "” is not sent until resumed.", "info");
+                    return listSchedules();
+                  }));
+                } }, r.enabled ? "Pause" : "Resume"),
                 h("button", { type: "button", class: "danger", "aria-label": "Delete “" + r.name + "”", onclick: function () {
                   if (!window.confirm("Stop sending “" + r.name + "”?")) return;
                   guarded(api("DELETE", scheduled + "/" + r.id).then(function () { flash("Deleted.", "info"); return listSchedules(); }));
