@@ -297,6 +297,18 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
                                     "fetch('/sites/' + location.hash.split('/')[2] + '/analytics/scheduled-reports', {credentials: 'same-origin'})"
                                     ".then(r => r.json()).then(done)")
     assert [r["enabled"] for r in paused["items"]] == [False], paused
+    # Send now, with no mail transport set up: the history shows the sending fail, and says why.
+    row.find_element(By.XPATH, ".//button[normalize-space()='Send now']").click()
+    def failed(drv):
+        rows = drv.execute_script("const t = document.querySelector('section[aria-labelledby=history-title] table');"
+                                  "return t ? Array.from(t.querySelectorAll('tbody tr')).map(r => r.innerText) : [];")
+        if rows and "failed" not in rows[0]:
+            drv.find_element(By.XPATH, scheduled + "//button[normalize-space()='History']").click()
+        return rows if rows and "failed" in rows[0] else None
+    history = WebDriverWait(d, 20, poll_frequency=1).until(failed)
+    assert len(history) == 1 and "Send now" in history[0] and "mail is not configured" in history[0], history
+    check_page(d, "analytics-scheduled-history")
+    row = d.find_element(By.XPATH, scheduled)
     row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
     WebDriverWait(d, 5).until(EC.alert_is_present())
     d.switch_to.alert.accept()

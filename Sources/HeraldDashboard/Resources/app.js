@@ -456,6 +456,21 @@
       // how the last sending went, and "Send now" sends the last complete period at once (a test of the addresses).
       var scheduled = "/sites/" + siteId + "/analytics/scheduled-reports";
       var schedulesBox = h("div", { "aria-live": "polite" });
+      var historyBox = h("div", { "aria-live": "polite" });
+      // A report's sendings, newest first: each period, its status and attempts, and why a failed one failed.
+      function showHistory(r) {
+        return api("GET", scheduled + "/" + r.id + "/deliveries?limit=20").then(function (page) {
+          historyBox.textContent = "";
+          append(historyBox, h("section", { "aria-labelledby": "history-title" }, h("h3", { id: "history-title" }, "Sendings of “" + r.name + "”"),
+            table(["Asked for", "How", "Period", "Status", "Attempts", "Recipients", "Details"], page.items.map(function (x) {
+              var details = x.error || "";
+              if (x.status === "retrying" && x.nextAttemptAt) details += (details ? "; " : "") + "next attempt " + when(x.nextAttemptAt);
+              if (x.status === "sent" && x.sentAt) details = "sent " + when(x.sentAt);
+              return [when(x.scheduledFor), x.trigger === "manual" ? "Send now" : "on schedule", x.periodFrom + " to " + x.periodTo, x.status,
+                String(x.attempts), String(x.recipients), details];
+            }))));
+        });
+      }
       var scheduleForm = submit(h("form", { "aria-label": "New scheduled report" },
         field("Title", "schedule-name", "text", { maxlength: "100" }),
         field("Send", "schedule-report", "select", { options: [["summary", "Summary"], ["ab-tests", "A/B tests"], ["funnels", "Funnel"], ["cohorts", "Cohorts"], ["attribution", "Attribution"]] }),
@@ -485,14 +500,19 @@
       function listSchedules() {
         return api("GET", scheduled).then(function (page) {
           schedulesBox.textContent = "";
-          var headers = ["Title", "Report", "Schedule", "Recipients", "Next", "Last sent"].concat(canEdit ? ["Actions"] : []);
+          var headers = ["Title", "Report", "Schedule", "Recipients", "Next", "Last sent", "Actions"];
           append(schedulesBox, table(headers, page.items.map(function (r) {
             var cells = [r.name, r.report + " (" + r.format.toUpperCase() + ")", scheduleText(r), r.recipients.join(", "),
               r.enabled ? when(r.nextRunAt) : "paused", r.lastRunAt ? when(r.lastRunAt) + " · " + (r.lastStatus || "") : "not yet"];
-            return canEdit ? cells.concat([h("div", { class: "row" },
+            var history = h("button", { type: "button", class: "secondary", "aria-label": "History of “" + r.name + "”", onclick: function () {
+              guarded(showHistory(r));
+            } }, "History");
+            return cells.concat([!canEdit ? history : h("div", { class: "row" }, history,
                 h("button", { type: "button", class: "secondary", "aria-label": "Send “" + r.name + "” now", onclick: function () {
                   guarded(api("POST", scheduled + "/" + r.id + "/send").then(function () {
                     flash("Sending “" + r.name + "” for its last complete period.", "info");
+                    // Its outcome shows in the history a moment later.
+                    return showHistory(r).then(function () { setTimeout(function () { guarded(showHistory(r)); }, 1500); });
                   }));
                 } }, "Send now"),
                 h("button", { type: "button", class: "secondary", "aria-label": (r.enabled ? "Pause “" : "Resume “") + r.name + "”", onclick: function () {
@@ -503,8 +523,8 @@
                 } }, r.enabled ? "Pause" : "Resume"),
                 h("button", { type: "button", class: "danger", "aria-label": "Delete “" + r.name + "”", onclick: function () {
                   if (!window.confirm("Stop sending “" + r.name + "”?")) return;
-                  guarded(api("DELETE", scheduled + "/" + r.id).then(function () { flash("Deleted.", "info"); return listSchedules(); }));
-                } }, "Delete"))]) : cells;
+                  guarded(api("DELETE", scheduled + "/" + r.id).then(function () { historyBox.textContent = ""; flash("Deleted.", "info"); return listSchedules(); }));
+                } }, "Delete"))]);
           })));
         }, function (e) { if (e !== STALE) flash(e.message, "error"); });
       }
@@ -515,7 +535,7 @@
         h("h2", null, "Exports"), exportForm, jobBox, h("h3", null, "Recent exports"), exportsBox,
         h("h2", null, "Scheduled reports"),
         h("p", { class: "hint" }, "Emailed on their schedule, each with the period just ended: the day before, the seven days before, or the month before."),
-        canEdit ? scheduleForm : null, h("h3", null, "Scheduled"), schedulesBox);
+        canEdit ? scheduleForm : null, h("h3", null, "Scheduled"), schedulesBox, historyBox);
       listExports();
       listSchedules();
       return load();
