@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import requests
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -90,6 +91,13 @@ def set_field(driver, label, value):
     field = driver.find_element(By.XPATH, f"//label[contains(., '{label}')]//*[self::input or self::textarea]")
     field.clear()
     field.send_keys(value)
+
+
+def scheduled_reports(driver):
+    """The scheduled reports of the site whose analytics page is shown, read through the page's cookie session."""
+    return driver.execute_async_script("const done = arguments[arguments.length - 1];"
+                                       "fetch('/sites/' + location.hash.split('/')[2] + '/analytics/scheduled-reports', {credentials: 'same-origin'})"
+                                       ".then(r => r.json()).then(done)")
 
 
 def heading(driver, text, timeout=10):
@@ -284,31 +292,29 @@ def test_a_new_owner_goes_from_sign_up_to_a_live_popup(browser, server):
     scheduled = "//h3[.='Scheduled']/following::table[1]//tr[td[normalize-space()='Weekly summary']]"
     row = WebDriverWait(d, 10).until(lambda drv: (drv.find_elements(By.XPATH, scheduled) or [None])[0])
     assert "team@example.com" in row.text and "Weekly, Mondays at 08:00" in row.text and "not yet" in row.text, row.text
-    listed = d.execute_async_script("const done = arguments[arguments.length - 1];"
-                                    "fetch('/sites/' + location.hash.split('/')[2] + '/analytics/scheduled-reports', {credentials: 'same-origin'})"
-                                    ".then(r => r.json()).then(done)")
+    listed = scheduled_reports(d)
     assert [(r["name"], r["recipients"]) for r in listed["items"]] == [("Weekly summary", ["owner@example.com", "team@example.com"])], listed
     check_page(d, "analytics-scheduled")
     # Paused, it says so and offers to resume; the API agrees.
     row.find_element(By.XPATH, ".//button[normalize-space()='Pause']").click()
     row = WebDriverWait(d, 10).until(lambda drv: (drv.find_elements(By.XPATH, scheduled + "[td[normalize-space()='paused']]") or [None])[0])
     assert row.find_elements(By.XPATH, ".//button[normalize-space()='Resume']"), row.text
-    paused = d.execute_async_script("const done = arguments[arguments.length - 1];"
-                                    "fetch('/sites/' + location.hash.split('/')[2] + '/analytics/scheduled-reports', {credentials: 'same-origin'})"
-                                    ".then(r => r.json()).then(done)")
+    paused = scheduled_reports(d)
     assert [r["enabled"] for r in paused["items"]] == [False], paused
-    # Send now, with no mail transport set up: the history shows the sending fail, and says why.
+    # Send now, with no mail transport set up: the history, followed until the sending has an outcome, shows it fail
+    # and says why; the list's "Last sent" then says so too. History reads it again.
     row.find_element(By.XPATH, ".//button[normalize-space()='Send now']").click()
-    def failed(drv):
-        rows = drv.execute_script("const t = document.querySelector('section[aria-labelledby=history-title] table');"
-                                  "return t ? Array.from(t.querySelectorAll('tbody tr')).map(r => r.innerText) : [];")
-        if rows and "failed" not in rows[0]:
-            drv.find_element(By.XPATH, scheduled + "//button[normalize-space()='History']").click()
-        return rows if rows and "failed" in rows[0] else None
-    history = WebDriverWait(d, 20, poll_frequency=1).until(failed)
+    history_rows = lambda drv: drv.execute_script(
+        "const t = document.querySelector('section[aria-labelledby=history-title] table');"
+        "return t ? Array.from(t.querySelectorAll('tbody tr')).map(r => r.innerText) : [];")
+    history = WebDriverWait(d, 20).until(lambda drv: (lambda rows: rows if rows and "failed" in rows[0] else None)(history_rows(drv)))
     assert len(history) == 1 and "Send now" in history[0] and "mail is not configured" in history[0], history
+    row = WebDriverWait(d, 10, ignored_exceptions=(StaleElementReferenceException,)).until(  # the list is redrawn meanwhile
+        lambda drv: (drv.find_elements(By.XPATH, scheduled + "[td[contains(., 'failed')]]") or [None])[0])
+    d.execute_script("document.querySelector('section[aria-labelledby=history-title]').remove()")
+    row.find_element(By.XPATH, ".//button[normalize-space()='History']").click()
+    WebDriverWait(d, 10).until(lambda drv: history_rows(drv) == history)
     check_page(d, "analytics-scheduled-history")
-    row = d.find_element(By.XPATH, scheduled)
     row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
     WebDriverWait(d, 5).until(EC.alert_is_present())
     d.switch_to.alert.accept()

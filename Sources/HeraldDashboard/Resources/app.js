@@ -376,6 +376,7 @@
       return siteRole(site).then(function (role) { return [site, role]; });
     }).then(function (r) {
       var site = r[0], canEdit = r[1] !== "viewer";
+      var base = "/sites/" + siteId + "/analytics";
       // The period, and the funnel's steps and window (empty: the API's defaults), as the reports were last read.
       var period = { from: "", to: "", steps: "", window: "" };
       var reports = h("div", { class: "reports" });
@@ -391,7 +392,6 @@
       // The reports of a period replace the shown ones only once all five have answered; a refused period (the
       // API's words, such as a day too far back) leaves the shown ones in place.
       function load() {
-        var base = "/sites/" + siteId + "/analytics";
         return Promise.all([api("GET", base + query({ from: period.from, to: period.to, interval: "day" })), api("GET", base + "/ab-tests" + query(dates())), api("GET", base + "/funnels" + query(period)),
           api("GET", base + "/cohorts" + query(dates())), api("GET", base + "/attribution" + query(dates()))])
           .then(function (r) {
@@ -416,7 +416,7 @@
         if (period.to) parameters.to = period.to;
         if (v.report === "funnels" && period.steps) parameters.steps = period.steps;
         if (v.report === "funnels" && period.window) parameters.window = period.window;
-        return api("POST", "/sites/" + siteId + "/analytics/export", { report: v.report, format: v.format, parameters: parameters }).then(function (job) {
+        return api("POST", base + "/export", { report: v.report, format: v.format, parameters: parameters }).then(function (job) {
           follow(job);
           listExports();
         });
@@ -444,7 +444,7 @@
         } else listExports();
       }
       function listExports() {
-        return api("GET", "/sites/" + siteId + "/analytics/exports?limit=10").then(function (page) {
+        return api("GET", base + "/exports?limit=10").then(function (page) {
           exportsBox.textContent = "";
           append(exportsBox, table(["Asked for", "Report", "Period", "Format", "File"], page.items.map(function (x) {
             return [when(x.createdAt), x.report, (x.parameters.from || "") + " to " + (x.parameters.to || ""), x.format.toUpperCase(), exportLine(x)];
@@ -454,7 +454,7 @@
 
       // Scheduled reports: emailed on their schedule in the site's time zone; the list says when each goes next and
       // how the last sending went, and "Send now" sends the last complete period at once (a test of the addresses).
-      var scheduled = "/sites/" + siteId + "/analytics/scheduled-reports";
+      var scheduled = base + "/scheduled-reports";
       var schedulesBox = h("div", { "aria-live": "polite" });
       var historyBox = h("div", { "aria-live": "polite" });
       // A report's sendings, newest first: each period, its status and attempts, and why a failed one failed.
@@ -469,6 +469,17 @@
               return [when(x.scheduledFor), x.trigger === "manual" ? "Send now" : "on schedule", x.periodFrom + " to " + x.periodTo, x.status,
                 String(x.attempts), String(x.recipients), details];
             }))));
+          return page.items;
+        });
+      }
+      // After "Send now": the history is read again every second until the sending has an outcome (sent, failed, or
+      // retrying at a given time), then the list, whose "Last sent" it changed.
+      function followSending(r, tries) {
+        return showHistory(r).then(function (items) {
+          var pending = items.length && (items[0].status === "queued" || items[0].status === "sending");
+          if (!pending || tries === 0) return listSchedules();
+          var at = location.hash;
+          setTimeout(function () { if (location.hash === at) guarded(followSending(r, tries - 1)); }, 1000);
         });
       }
       var scheduleForm = submit(h("form", { "aria-label": "New scheduled report" },
@@ -511,8 +522,7 @@
                 h("button", { type: "button", class: "secondary", "aria-label": "Send “" + r.name + "” now", onclick: function () {
                   guarded(api("POST", scheduled + "/" + r.id + "/send").then(function () {
                     flash("Sending “" + r.name + "” for its last complete period.", "info");
-                    // Its outcome shows in the history a moment later.
-                    return showHistory(r).then(function () { setTimeout(function () { guarded(showHistory(r)); }, 1500); });
+                    return followSending(r, 30);
                   }));
                 } }, "Send now"),
                 h("button", { type: "button", class: "secondary", "aria-label": (r.enabled ? "Pause “" : "Resume “") + r.name + "”", onclick: function () {
